@@ -1,0 +1,716 @@
+package c2s
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xmppd/xmppd/c2s/auth"
+	"github.com/xmppd/xmppd/stanza"
+)
+
+// Session is one client connection, from the first byte to the close.
+//
+// One goroutine (serve) reads and owns the negotiation state. Writes before
+// binding are made by that goroutine directly; after binding, every stanza
+// for the client goes through a bounded queue drained by a writer goroutine
+// that exists only while there is something to write, so an idle session
+// costs one goroutine, not two.
+type Session struct {
+	srv  *Server
+	conn net.Conn // the raw connection, or the TLS connection over it
+	dec  *stanza.Decoder
+	log  *slog.Logger
+
+	// Negotiation state, owned by the serve goroutine.
+	id            string
+	domain        string
+	lang          string
+	secure        bool
+	certDER       []byte // our certificate, for tls-server-end-point
+	authenticated bool
+	user          string
+	failures      int
+
+	// Set once at bind, before the session is visible to others.
+	addr stanza.JID
+	full string
+
+	presence atomic.Int32 // 0 = unavailable; otherwise priority+1000
+
+	wmu        sync.Mutex // serialises writes to conn
+	headerSent bool       // guarded by wmu
+
+	qmu        sync.Mutex // guards the fields below
+	queue      []*stanza.Element
+	writing    bool
+	closing    bool
+	closeErr   *stanza.StreamError
+	writerDone chan struct{} // closed once the final frame is written (or failed)
+	doneOnce   sync.Once
+}
+
+func newSession(srv *Server, conn net.Conn) *Session {
+	id := newID()
+	return &Session{
+		srv:        srv,
+		conn:       conn,
+		dec:        stanza.NewDecoder(conn, srv.cfg.PreAuthLimits),
+		id:         id,
+		log:        srv.log.With("session", id[:8], "remote", conn.RemoteAddr().String()),
+		writerDone: make(chan struct{}),
+	}
+}
+
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Address implements router.Session: the bound full JID.
+func (s *Session) Address() stanza.JID { return s.addr }
+
+// Available implements router.Session.
+func (s *Session) Available() (bool, int) {
+	p := s.presence.Load()
+	return p != 0, int(p) - 1000
+}
+
+// serve runs the connection to its end.
+func (s *Session) serve(ctx context.Context, directTLS bool) {
+	defer s.finish(ctx)
+	s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.AuthTimeout))
+	if directTLS {
+		if err := s.startTLS(ctx); err != nil {
+			s.log.Debug("direct TLS handshake failed", "err", err)
+			return
+		}
+	}
+	err := s.negotiate(ctx)
+	if err == nil {
+		s.conn.SetReadDeadline(time.Time{})
+		s.dec.SetLimits(s.srv.cfg.Limits)
+		err = s.readStanzas(ctx)
+	}
+	s.endWith(err)
+}
+
+// endWith turns the reason the read loop ended into the right close.
+func (s *Session) endWith(err error) {
+	var se *stanza.StreamError
+	var ne net.Error
+	switch {
+	case errors.As(err, &se):
+		s.log.Debug("stream error", "condition", se.Condition, "text", se.Text)
+		s.CloseWithError(se)
+	case errors.Is(err, stanza.ErrStreamClosed):
+		s.CloseWithError(nil)
+	case errors.As(err, &ne) && ne.Timeout() && !s.isClosing():
+		if s.addr.Domainpart() == "" {
+			s.CloseWithError(&stanza.StreamError{Condition: "connection-timeout", Text: "authentication took too long"})
+		} else {
+			s.CloseWithError(&stanza.StreamError{Condition: "connection-timeout"})
+		}
+	default:
+		// The connection broke: nothing more can be written.
+		s.abort()
+	}
+}
+
+// finish runs after the read loop: unregister, tell the modules, close the socket.
+func (s *Session) finish(ctx context.Context) {
+	if r := recover(); r != nil {
+		s.log.Error("session panic", "panic", r)
+		s.CloseWithError(&stanza.StreamError{Condition: "internal-server-error"})
+	}
+	if s.full != "" {
+		s.srv.unbind(s)
+		wasAvailable, _ := s.Available()
+		s.presence.Store(0)
+		if wasAvailable {
+			// An unclean disconnect must still tell everyone the resource is gone (RFC 6121 §4.6.1).
+			un := stanza.New(stanza.NSClient, "presence").Set("type", "unavailable").Set("from", s.full)
+			s.srv.cfg.Router.Route(ctx, un)
+		}
+		if s.srv.cfg.OnClosed != nil {
+			s.srv.cfg.OnClosed(ctx, s)
+		}
+	}
+	s.CloseWithError(nil)
+	select {
+	case <-s.writerDone:
+	case <-time.After(s.srv.cfg.WriteTimeout):
+	}
+	s.conn.Close()
+}
+
+func (s *Session) isClosing() bool {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return s.closing
+}
+
+// negotiate runs stream negotiation until a resource is bound.
+func (s *Session) negotiate(ctx context.Context) error {
+	for {
+		if err := s.openStream(); err != nil {
+			return err
+		}
+		for {
+			el, err := s.dec.Next()
+			if err != nil {
+				return err
+			}
+			restart, err := s.negotiationElement(ctx, el)
+			if err != nil {
+				return err
+			}
+			if s.full != "" {
+				return nil
+			}
+			if restart {
+				break
+			}
+		}
+	}
+}
+
+// openStream reads the client's stream header and answers with ours and the features.
+func (s *Session) openStream() error {
+	s.wmu.Lock()
+	s.headerSent = false // a restarted stream needs its own header, even before an error
+	s.wmu.Unlock()
+	h, err := s.dec.ReadHeader()
+	if err != nil {
+		return err
+	}
+	if h.NS != stanza.NSClient {
+		return &stanza.StreamError{Condition: "invalid-namespace", Text: "the content namespace must be " + stanza.NSClient}
+	}
+	domain := strings.ToLower(h.To)
+	if d, err := stanza.ParseJID(h.To); err == nil && d.Localpart() == "" && d.Resourcepart() == "" {
+		domain = d.Domainpart()
+	}
+	switch {
+	case h.To == "" && s.domain == "":
+		return &stanza.StreamError{Condition: "host-unknown", Text: "the stream header needs a 'to' address"}
+	case h.To == "":
+		domain = s.domain // a restarted stream may omit it
+	case !s.srv.isLocal(domain):
+		return &stanza.StreamError{Condition: "host-unknown", Text: "this server does not serve " + h.To}
+	case s.domain != "" && domain != s.domain:
+		return &stanza.StreamError{Condition: "host-unknown", Text: "the domain changed on stream restart"}
+	}
+	s.domain = domain
+	if major, _, _ := strings.Cut(h.Version, "."); h.Version == "" || major == "0" {
+		return &stanza.StreamError{Condition: "unsupported-version", Text: "xmppd speaks XMPP 1.0"}
+	}
+	if h.Lang != "" && len(h.Lang) <= 35 {
+		s.lang = h.Lang
+	}
+	s.id = newID()
+	b := stanza.AppendStreamHeader(nil, s.ourHeader())
+	b = s.appendFeatures(b)
+	return s.writeRaw(b)
+}
+
+func (s *Session) ourHeader() stanza.StreamHeader {
+	lang := s.lang
+	if lang == "" {
+		lang = "en"
+	}
+	d := s.domain
+	if d == "" && len(s.srv.cfg.Domains) > 0 {
+		d = s.srv.cfg.Domains[0]
+	}
+	return stanza.StreamHeader{NS: stanza.NSClient, ID: s.id, From: d, Version: "1.0", Lang: lang}
+}
+
+// appendFeatures writes <stream:features/> for the current stage (RFC 6120 §4.3.2).
+func (s *Session) appendFeatures(b []byte) []byte {
+	cfg := &s.srv.cfg
+	b = append(b, "<stream:features>"...)
+	switch {
+	case !s.authenticated:
+		if !s.secure && cfg.TLS != nil {
+			tlsF := stanza.New(stanza.NSTLS, "starttls")
+			if cfg.RequireTLS {
+				tlsF.Append(stanza.New(stanza.NSTLS, "required"))
+			}
+			b = tlsF.AppendXML(b, stanza.NSStream)
+		}
+		if s.secure || !cfg.RequireTLS {
+			state := s.tlsState()
+			mechs := stanza.New(stanza.NSSASL, "mechanisms")
+			for _, m := range auth.Mechanisms(state, s.certDER, s.secure) {
+				mechs.Append(stanza.New(stanza.NSSASL, "mechanism").AppendText(m))
+			}
+			b = mechs.AppendXML(b, stanza.NSStream)
+			// XEP-0440: which channel bindings this connection supports.
+			if cbs := auth.ChannelBindings(state); len(cbs) > 0 && s.certDER != nil {
+				cb := stanza.New(stanza.NSCBinding, "sasl-channel-binding")
+				for _, t := range cbs {
+					cb.Append(stanza.New(stanza.NSCBinding, "channel-binding").Set("type", t))
+				}
+				b = cb.AppendXML(b, stanza.NSStream)
+			}
+		}
+	default:
+		b = stanza.New(stanza.NSBind, "bind").AppendXML(b, stanza.NSStream)
+		// RFC 6121 dropped session establishment; old clients still ask (RFC 6121 §1.4 of 3921bis).
+		sess := stanza.New(stanza.NSSession, "session").Append(stanza.New(stanza.NSSession, "optional"))
+		b = sess.AppendXML(b, stanza.NSStream)
+	}
+	return append(b, "</stream:features>"...)
+}
+
+func (s *Session) tlsState() *tls.ConnectionState {
+	if tc, ok := s.conn.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		return &st
+	}
+	return nil
+}
+
+// negotiationElement handles one element before binding. restart reports
+// that the stream restarts (after STARTTLS or SASL success).
+func (s *Session) negotiationElement(ctx context.Context, el *stanza.Element) (restart bool, err error) {
+	switch {
+	case el.Is(stanza.NSTLS, "starttls"):
+		if s.secure || s.srv.cfg.TLS == nil || s.authenticated {
+			s.writeRaw([]byte("<failure xmlns='" + stanza.NSTLS + "'/>"))
+			return false, &stanza.StreamError{Condition: "policy-violation", Text: "STARTTLS is not available now"}
+		}
+		if err := s.writeRaw([]byte("<proceed xmlns='" + stanza.NSTLS + "'/>")); err != nil {
+			return false, err
+		}
+		return true, s.startTLS(ctx)
+	case el.Is(stanza.NSSASL, "auth"):
+		if s.authenticated {
+			return false, &stanza.StreamError{Condition: "policy-violation", Text: "already authenticated"}
+		}
+		if !s.secure && s.srv.cfg.RequireTLS {
+			return false, s.saslFailure(&auth.Failure{Condition: "encryption-required", Text: "use STARTTLS first"}, false)
+		}
+		return s.authenticate(ctx, el)
+	case el.Local == "iq" && el.Space == stanza.NSClient && s.authenticated:
+		return false, s.bindIQ(ctx, el)
+	case el.Space == stanza.NSClient && (el.Local == "message" || el.Local == "presence" || el.Local == "iq"):
+		return false, &stanza.StreamError{Condition: "not-authorized", Text: "authenticate and bind a resource first"}
+	default:
+		return false, &stanza.StreamError{Condition: "unsupported-stanza-type", Text: "unexpected <" + el.Local + "/> during negotiation"}
+	}
+}
+
+// startTLS upgrades the connection. Bytes the client sent after <starttls/>
+// and before the handshake are discarded with the old reader (CVE-2011-0411 style injection).
+func (s *Session) startTLS(ctx context.Context) error {
+	tc := tls.Server(s.conn, s.srv.cfg.TLS)
+	hctx, cancel := context.WithTimeout(ctx, s.srv.cfg.AuthTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	s.conn = tc
+	s.wmu.Unlock()
+	s.dec.Reset(tc)
+	s.secure = true
+	s.certDER = s.servedCert(tc.ConnectionState().ServerName)
+	return nil
+}
+
+// servedCert finds the leaf certificate the handshake presented, for tls-server-end-point.
+func (s *Session) servedCert(sni string) []byte {
+	cfg := s.srv.cfg.TLS
+	var cert *tls.Certificate
+	if cfg.GetCertificate != nil {
+		cert, _ = cfg.GetCertificate(&tls.ClientHelloInfo{ServerName: sni})
+	}
+	if cert == nil && len(cfg.Certificates) > 0 {
+		cert = &cfg.Certificates[0]
+	}
+	if cert == nil || len(cert.Certificate) == 0 {
+		return nil
+	}
+	if _, err := x509.ParseCertificate(cert.Certificate[0]); err != nil {
+		return nil
+	}
+	return cert.Certificate[0]
+}
+
+// authenticate runs one SASL exchange (RFC 6120 §6.4).
+func (s *Session) authenticate(ctx context.Context, el *stanza.Element) (bool, error) {
+	srv, err := auth.NewServer(ctx, el.Get("mechanism"), auth.Config{
+		Domain:        s.domain,
+		Store:         s.srv.cfg.Credentials,
+		TLS:           s.tlsState(),
+		ServerCertDER: s.certDER,
+		AllowPlain:    s.secure,
+	})
+	if err != nil {
+		return false, s.saslFailure(err, false)
+	}
+	data, err := saslData(el)
+	for {
+		if err != nil {
+			return false, s.saslFailure(err, true)
+		}
+		out, done, err := srv.Step(data)
+		if err != nil {
+			return false, s.saslFailure(err, true)
+		}
+		if done {
+			s.authenticated = true
+			s.user = srv.Username()
+			s.throttleSuccess()
+			s.log.Info("authenticated", "user", s.user+"@"+s.domain, "mechanism", el.Get("mechanism"))
+			b := []byte("<success xmlns='" + stanza.NSSASL + "'")
+			if len(out) > 0 {
+				b = append(b, '>')
+				b = base64.StdEncoding.AppendEncode(b, out)
+				b = append(b, "</success>"...)
+			} else {
+				b = append(b, "/>"...)
+			}
+			if err := s.writeRaw(b); err != nil {
+				return false, err
+			}
+			// The new stream may only come after <success/>: keep what is buffered.
+			return true, nil
+		}
+		b := []byte("<challenge xmlns='" + stanza.NSSASL + "'>")
+		b = base64.StdEncoding.AppendEncode(b, out)
+		b = append(b, "</challenge>"...)
+		if err := s.writeRaw(b); err != nil {
+			return false, err
+		}
+		next, rerr := s.dec.Next()
+		if rerr != nil {
+			return false, rerr
+		}
+		switch {
+		case next.Is(stanza.NSSASL, "response"):
+			data, err = saslData(next)
+		case next.Is(stanza.NSSASL, "abort"):
+			return false, s.saslFailure(&auth.Failure{Condition: "aborted"}, false)
+		default:
+			return false, &stanza.StreamError{Condition: "policy-violation", Text: "expected a SASL response"}
+		}
+	}
+}
+
+// saslData decodes the base64 content of <auth/> or <response/> ("=" is an empty response).
+func saslData(el *stanza.Element) ([]byte, error) {
+	t := el.Text()
+	if t == "" || t == "=" {
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(t)
+	if err != nil {
+		return nil, &auth.Failure{Condition: "incorrect-encoding"}
+	}
+	return b, nil
+}
+
+// saslFailure sends <failure/>. counted failures are throttled and limited:
+// each waits longer, and after MaxAuthFailures the stream is closed.
+func (s *Session) saslFailure(err error, counted bool) error {
+	var f *auth.Failure
+	if !errors.As(err, &f) {
+		s.log.Error("authentication failed internally", "err", err)
+		f = &auth.Failure{Condition: "temporary-auth-failure"}
+	}
+	if counted {
+		s.failures++
+		if t := s.srv.cfg.Throttle; t != nil {
+			key := s.throttleKey()
+			time.Sleep(t.Delay(key))
+			t.Failure(key)
+		}
+		s.log.Info("authentication failed", "condition", f.Condition, "failures", s.failures)
+	}
+	fail := stanza.New(stanza.NSSASL, "failure").Append(stanza.New(stanza.NSSASL, f.Condition))
+	if f.Text != "" {
+		text := stanza.New(stanza.NSSASL, "text").AppendText(f.Text)
+		text.Attr = append(text.Attr, stanza.Attr{Space: stanza.NSXML, Local: "lang", Value: "en"})
+		fail.Append(text)
+	}
+	b := fail.AppendXML(nil, stanza.NSClient)
+	if err := s.writeRaw(b); err != nil {
+		return err
+	}
+	if s.failures >= s.srv.cfg.MaxAuthFailures {
+		return &stanza.StreamError{Condition: "policy-violation", Text: "too many failed authentication attempts"}
+	}
+	return nil
+}
+
+// throttleKey slows repeated failures from one address; per-account keys are
+// added by the auth package where the username is known.
+func (s *Session) throttleKey() string {
+	host, _, _ := net.SplitHostPort(s.conn.RemoteAddr().String())
+	return "addr:" + host
+}
+
+func (s *Session) throttleSuccess() {
+	if t := s.srv.cfg.Throttle; t != nil {
+		t.Success(s.throttleKey())
+	}
+}
+
+// bindIQ handles IQs between authentication and binding: bind and the legacy session.
+func (s *Session) bindIQ(ctx context.Context, el *stanza.Element) error {
+	iq, err := stanza.ParseIQ(el)
+	if err != nil {
+		return s.replyNow(stanza.ErrorReply(el, stanza.AsError(err)))
+	}
+	switch {
+	case iq.Type == "set" && iq.Payload.Is(stanza.NSSession, "session"):
+		return s.replyNow(iq.Result(nil))
+	case iq.Type == "set" && iq.Payload.Is(stanza.NSBind, "bind"):
+	default:
+		return &stanza.StreamError{Condition: "not-authorized", Text: "bind a resource first"}
+	}
+	resource := strings.TrimSpace(iq.Payload.Child(stanza.NSBind, "resource").Text())
+	if resource == "" {
+		resource = "xmppd-" + newID()[:12]
+	}
+	addr, err := stanza.NewJID(s.user, s.domain, resource)
+	if err != nil {
+		return s.replyNow(stanza.ErrorReply(el, stanza.Errorf("bad-request", "invalid resource")))
+	}
+	s.addr = addr
+	s.full = addr.String()
+	s.log = s.log.With("jid", s.full)
+	res := iq.Result(stanza.New(stanza.NSBind, "bind").Append(stanza.New(stanza.NSBind, "jid").AppendText(s.full)))
+	res.Set("from", "")
+	if err := s.replyNow(res); err != nil {
+		return err
+	}
+	if old := s.srv.bind(s); old != nil {
+		old.CloseWithError(&stanza.StreamError{Condition: "conflict", Text: "replaced by a new connection"})
+	}
+	s.log.Info("bound")
+	if s.srv.cfg.OnBound != nil {
+		s.srv.cfg.OnBound(ctx, s)
+	}
+	return nil
+}
+
+// replyNow writes a stanza directly (before binding only).
+func (s *Session) replyNow(el *stanza.Element) error {
+	if el == nil {
+		return nil
+	}
+	return s.writeRaw(el.AppendXML(nil, stanza.NSClient))
+}
+
+// readStanzas is the loop of a bound session: check, stamp, route.
+func (s *Session) readStanzas(ctx context.Context) error {
+	bare := s.addr.Bare().String()
+	for {
+		el, err := s.dec.Next()
+		if err != nil {
+			return err
+		}
+		if s.isClosing() {
+			continue // draining until the peer closes or the deadline ends the read
+		}
+		if el.Space != stanza.NSClient || el.Local != "message" && el.Local != "presence" && el.Local != "iq" {
+			return &stanza.StreamError{Condition: "unsupported-stanza-type", Text: "<" + el.Local + "/> is not supported here"}
+		}
+		// RFC 6120 §8.1.2.1: 'from' must be this session's full or bare JID; we stamp the full one.
+		if from := el.Get("from"); from != "" && from != s.full && from != bare {
+			if j, err := stanza.ParseJID(from); err != nil || (j.String() != s.full && j.String() != bare) {
+				return &stanza.StreamError{Condition: "invalid-from", Text: "'from' is not your address"}
+			}
+		}
+		el.Set("from", s.full)
+		if el.Local == "iq" && el.Get("type") == "set" && el.Get("to") == "" {
+			if p := el.FirstChild(); p != nil && p.Is(stanza.NSSession, "session") {
+				s.Deliver(sessionResult(el))
+				continue
+			}
+		}
+		if el.Local == "presence" && el.Get("to") == "" {
+			s.trackPresence(el)
+		}
+		s.log.Debug("stanza", "kind", el.Local, "type", el.Get("type"))
+		s.srv.cfg.Router.Route(ctx, el)
+	}
+}
+
+func sessionResult(el *stanza.Element) *stanza.Element {
+	return stanza.New(stanza.NSClient, "iq").Set("type", "result").Set("id", el.Get("id")).Set("to", el.Get("from"))
+}
+
+// trackPresence records the session's own broadcast presence (RFC 6121 §4.2, §4.7.2.3 priority).
+func (s *Session) trackPresence(el *stanza.Element) {
+	switch el.Get("type") {
+	case "":
+		prio := 0
+		if p := el.Child(stanza.NSClient, "priority"); p != nil {
+			if n, err := strconv.Atoi(strings.TrimSpace(p.Text())); err == nil && n >= -128 && n <= 127 {
+				prio = n
+			}
+		}
+		s.presence.Store(int32(prio + 1000))
+	case "unavailable":
+		s.presence.Store(0)
+	}
+}
+
+// Deliver implements router.Session: queue el for the client without blocking.
+// A client that lets QueueSize stanzas pile up is a slow consumer and is
+// disconnected, so it can never stall the router or hold unbounded memory.
+func (s *Session) Deliver(el *stanza.Element) bool {
+	s.qmu.Lock()
+	if s.closing {
+		s.qmu.Unlock()
+		return false
+	}
+	if len(s.queue) >= s.srv.cfg.QueueSize {
+		s.qmu.Unlock()
+		s.log.Warn("slow consumer: closing", "queued", s.srv.cfg.QueueSize)
+		s.CloseWithError(&stanza.StreamError{Condition: "policy-violation", Text: "too many stanzas waiting for you"})
+		return false
+	}
+	s.queue = append(s.queue, el)
+	start := !s.writing
+	s.writing = true
+	s.qmu.Unlock()
+	if start {
+		go s.flush()
+	}
+	return true
+}
+
+// CloseWithError ends the stream: queued stanzas are written, then the stream
+// error (if any) and </stream:stream>. Safe to call from any goroutine, more than once.
+func (s *Session) CloseWithError(se *stanza.StreamError) {
+	s.qmu.Lock()
+	if s.closing {
+		s.qmu.Unlock()
+		return
+	}
+	s.closing = true
+	s.closeErr = se
+	start := !s.writing
+	s.writing = true
+	s.qmu.Unlock()
+	if start {
+		go s.flush()
+	}
+}
+
+// abort closes without writing anything (the connection is already broken).
+func (s *Session) abort() {
+	s.qmu.Lock()
+	s.closing = true
+	s.queue = nil
+	running := s.writing
+	s.qmu.Unlock()
+	if !running {
+		s.markWriterDone()
+	}
+}
+
+func (s *Session) markWriterDone() { s.doneOnce.Do(func() { close(s.writerDone) }) }
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// flush is the writer: it drains the queue in batches, one Write per batch, and
+// exits when the queue is empty, so idle sessions keep no writer goroutine.
+func (s *Session) flush() {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	for {
+		s.qmu.Lock()
+		batch := s.queue
+		s.queue = nil
+		closing, se := s.closing, s.closeErr
+		if len(batch) == 0 && !closing {
+			s.writing = false
+			s.qmu.Unlock()
+			return
+		}
+		s.qmu.Unlock()
+
+		b := (*bp)[:0]
+		for _, el := range batch {
+			// Stanzas are written in the stream's default namespace (a jabber:server
+			// stanza from federation becomes jabber:client this way); other
+			// top-level elements keep their own.
+			ns := stanza.NSClient
+			if el.Space == "" || el.Space == stanza.NSServer {
+				ns = el.Space
+			}
+			b = el.AppendXML(b, ns)
+		}
+		if closing {
+			s.qmu.Lock()
+			more := len(s.queue) > 0
+			s.qmu.Unlock()
+			if !more {
+				if se != nil {
+					b = se.AppendXML(b)
+				}
+				b = append(b, stanza.StreamEnd...)
+			} else {
+				closing = false // write what came in meanwhile first
+			}
+		}
+		err := s.write(b, closing)
+		*bp = b[:0]
+		if err != nil || closing {
+			// After the final frame, give the peer a moment to send its own
+			// </stream:stream>, then the reader's deadline ends the session.
+			s.wmu.Lock()
+			s.conn.SetReadDeadline(time.Now().Add(time.Second))
+			s.wmu.Unlock()
+			s.qmu.Lock()
+			s.queue = nil
+			s.closing = true
+			s.qmu.Unlock()
+			s.markWriterDone()
+			return
+		}
+	}
+}
+
+// write sends b with a deadline. final frames get a stream header first when
+// none was sent on this stream yet (RFC 6120 §4.9.1.2: errors during setup
+// still open the stream).
+func (s *Session) write(b []byte, final bool) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if final && !s.headerSent {
+		b = append(stanza.AppendStreamHeader(nil, s.ourHeader()), b...)
+	}
+	s.headerSent = true
+	s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
+	_, err := s.conn.Write(b)
+	return err
+}
+
+// writeRaw writes during negotiation, from the serve goroutine.
+func (s *Session) writeRaw(b []byte) error {
+	if s.isClosing() {
+		return io.ErrClosedPipe
+	}
+	return s.write(b, false)
+}

@@ -1,0 +1,342 @@
+package main
+
+// The admin socket: bbolt lets one process open the database, so while the
+// server runs, `xmppd user ...` sends its request to the server over a Unix
+// socket in the data folder (Prosody mod_admin_socket). When the server is
+// stopped the CLI opens the database itself. Both paths run doAdmin, so the
+// output is the same either way.
+//
+// Protocol: one JSON request per connection, answered by one JSON line.
+//
+//	{"op":"add|passwd|del|list","jid":"...","domain":"...","password":"..."}
+//	{"ok":true,"users":[...]}  or  {"error":"..."}
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/storage"
+)
+
+const (
+	adminConnTimeout   = 10 * time.Second // server side, per connection
+	adminClientTimeout = 30 * time.Second // client side, whole request
+	adminMaxRequest    = 64 << 10
+	cliDBTimeout       = 500 * time.Millisecond
+)
+
+// Admin operations.
+const (
+	opAdd    = "add"
+	opPasswd = "passwd"
+	opDel    = "del"
+	opList   = "list"
+)
+
+type adminRequest struct {
+	Op       string `json:"op"`
+	JID      string `json:"jid,omitempty"`
+	Domain   string `json:"domain,omitempty"`
+	Password string `json:"password,omitempty"`
+}
+
+type adminResponse struct {
+	OK    bool     `json:"ok,omitempty"`
+	Users []string `json:"users,omitempty"`
+	Error string   `json:"error,omitempty"`
+}
+
+// AdminServer serves user administration on a Unix socket in the data
+// folder. OnUserDeleted (optional) is called after a successful del so the
+// server can close that user's sessions.
+type AdminServer struct {
+	DB            *storage.DB
+	Domains       []string
+	Log           *slog.Logger
+	OnUserDeleted func(domain, local string)
+}
+
+// ListenAndServe listens on the Unix socket at path (mode 0600, in a folder
+// created 0700 if missing), answers requests until ctx is done, then removes
+// the socket and returns nil once in-flight requests have finished. A socket
+// file left by a dead server is removed first; one a live server answers on
+// is an error.
+func (a *AdminServer) ListenAndServe(ctx context.Context, path string) error {
+	log := a.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	// Listen then chmod: the data folder is 0700, so nobody else can reach the
+	// socket in between whatever the umask is.
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	log.Info("admin socket listening", "path", path)
+
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ln.Close() // also unlinks the socket file
+
+	for {
+		conn, err := ln.AcceptUnix()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("admin socket: %w", err)
+			}
+			log.Warn("admin socket accept failed", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.serveConn(ctx, conn, log)
+		}()
+	}
+}
+
+// removeStaleSocket removes a socket file nothing answers on.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("admin socket: %s exists and is not a socket", path)
+	}
+	conn, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		conn.Close()
+		return fmt.Errorf("admin socket: another xmppd is answering on %s", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("admin socket: remove stale %s: %w", path, err)
+	}
+	return nil
+}
+
+func (a *AdminServer) serveConn(ctx context.Context, conn *net.UnixConn, log *slog.Logger) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(adminConnTimeout))
+
+	var resp adminResponse
+	var req adminRequest
+	dec := json.NewDecoder(io.LimitReader(conn, adminMaxRequest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		resp.Error = fmt.Sprintf("bad request: %v", err)
+		log.Warn("admin request rejected", "err", err)
+	} else {
+		// Let a request that has started finish even if the server is
+		// shutting down; ListenAndServe waits for it.
+		opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adminConnTimeout)
+		users, err := doAdmin(opCtx, a.DB, a.Domains, req)
+		cancel()
+		if err != nil {
+			resp.Error = err.Error()
+			log.Info("admin request failed", "op", req.Op, "jid", req.JID, "domain", req.Domain, "err", err)
+		} else {
+			resp.OK, resp.Users = true, users
+			log.Info("admin request done", "op", req.Op, "jid", req.JID, "domain", req.Domain)
+			if req.Op == opDel && a.OnUserDeleted != nil {
+				if j, err := jid.Parse(req.JID); err == nil {
+					a.OnUserDeleted(j.Domainpart(), j.Localpart())
+				}
+			}
+		}
+	}
+	if err := json.NewEncoder(conn).Encode(resp); err != nil {
+		log.Warn("admin response not sent", "err", err)
+	}
+}
+
+// doAdmin performs one request on db; it is the only implementation of the
+// user operations, used by the admin socket and by the CLI when the server is
+// stopped. Its errors are the messages the user sees.
+func doAdmin(ctx context.Context, db *storage.DB, domains []string, req adminRequest) ([]string, error) {
+	switch req.Op {
+	case opList:
+		domain := ""
+		if req.Domain != "" {
+			var err error
+			if domain, err = servedDomain(req.Domain, domains); err != nil {
+				return nil, err
+			}
+		}
+		users, err := db.ListUsers(ctx, domain)
+		if err != nil {
+			return nil, err
+		}
+		if users == nil {
+			users = []string{}
+		}
+		return users, nil
+	case opAdd, opPasswd, opDel:
+	default:
+		return nil, fmt.Errorf("unknown operation %q", req.Op)
+	}
+
+	j, err := parseUserJID(req.JID, domains)
+	if err != nil {
+		return nil, err
+	}
+	bare := j.String()
+	domain, local := j.Domainpart(), j.Localpart()
+	switch req.Op {
+	case opDel:
+		err = db.DeleteUser(ctx, domain, local)
+	default:
+		if req.Password == "" {
+			return nil, errEmptyPassword
+		}
+		creds, derr := storage.DeriveCredentials(req.Password, storage.DefaultIterations)
+		if derr != nil {
+			return nil, derr
+		}
+		if req.Op == opAdd {
+			err = db.CreateUser(ctx, domain, local, creds)
+		} else {
+			err = db.SetCredentials(ctx, domain, local, creds)
+		}
+	}
+	switch {
+	case errors.Is(err, storage.ErrUserExists):
+		return nil, fmt.Errorf("user %s already exists", bare)
+	case errors.Is(err, storage.ErrNoSuchUser):
+		return nil, fmt.Errorf("user %s does not exist", bare)
+	case err != nil:
+		return nil, err
+	}
+	return nil, nil
+}
+
+var errEmptyPassword = errors.New("empty password")
+
+// parseUserJID parses an account's bare JID and checks its domain is served.
+func parseUserJID(s string, domains []string) (jid.JID, error) {
+	j, err := jid.Parse(s)
+	if err != nil {
+		return jid.JID{}, fmt.Errorf("invalid JID %q: %w", s, err)
+	}
+	if j.Resourcepart() != "" {
+		return jid.JID{}, fmt.Errorf("invalid JID %q: an account has no resource; use %s", s, j.Bare())
+	}
+	if j.Localpart() == "" {
+		return jid.JID{}, fmt.Errorf("invalid JID %q: an account needs a localpart (user@%s)", s, j.Domainpart())
+	}
+	if _, err := servedDomain(j.Domainpart(), domains); err != nil {
+		return jid.JID{}, err
+	}
+	return j, nil
+}
+
+// servedDomain normalises d and checks it is one of domains.
+func servedDomain(d string, domains []string) (string, error) {
+	n, err := parseDomain(d)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range domains {
+		if sn, err := parseDomain(s); err == nil && sn == n {
+			return n, nil
+		}
+	}
+	return "", fmt.Errorf("domain %q is not served by this server (domains: %s)", n, strings.Join(domains, ", "))
+}
+
+// errNoServer means no server answers on the admin socket: the CLI opens the
+// database itself.
+var errNoServer = errors.New("no server on the admin socket")
+
+// runAdmin performs req through the running server's admin socket, or on the
+// database directly when no server is running.
+func runAdmin(ctx context.Context, cfg Config, req adminRequest) ([]string, error) {
+	users, err := callAdminSocket(ctx, cfg.AdminSocket(), req)
+	if !errors.Is(err, errNoServer) {
+		return users, err
+	}
+	db, err := storage.Open(cfg.DBPath(), storage.Options{Timeout: cliDBTimeout})
+	if errors.Is(err, storage.ErrLocked) {
+		return nil, fmt.Errorf("the database is locked by a running xmppd, but its admin socket at %s did not answer", cfg.AdminSocket())
+	}
+	if err != nil {
+		return nil, err
+	}
+	users, err = doAdmin(ctx, db, cfg.Domains, req)
+	if cerr := db.Close(); err == nil && cerr != nil {
+		return nil, cerr
+	}
+	return users, err
+}
+
+// callAdminSocket sends req to the server at path. It returns errNoServer
+// when the socket is absent or refuses connections.
+func callAdminSocket(ctx context.Context, path string, req adminRequest) ([]string, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		return nil, errNoServer
+	}
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(adminClientTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	_ = conn.SetDeadline(deadline)
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return nil, fmt.Errorf("admin socket %s: send: %w", path, err)
+	}
+	var resp adminResponse
+	if err := json.NewDecoder(io.LimitReader(conn, 16<<20)).Decode(&resp); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("admin socket %s: no answer: %w", path, err)
+	}
+	if resp.Error != "" {
+		return nil, errors.New(resp.Error)
+	}
+	if !resp.OK {
+		return nil, fmt.Errorf("admin socket %s: malformed answer", path)
+	}
+	return resp.Users, nil
+}

@@ -1,0 +1,446 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/spf13/cobra"
+	"mellium.im/xmpp/jid"
+)
+
+// Config is the whole server configuration, decoded from one TOML file.
+// DefaultConfig holds every default; LoadConfig decodes a file over it, so a
+// key absent from the file keeps its default.
+type Config struct {
+	Domains []string  `toml:"domains"`  // served domains, normalised (PRECIS/IDNA) by LoadConfig
+	DataDir string    `toml:"data_dir"` // bbolt file, generated certificate, admin socket
+	Log     LogConfig `toml:"log"`
+	TLS     TLSConfig `toml:"tls"`
+	C2S     C2SConfig `toml:"c2s"`
+}
+
+// LogConfig selects the slog handler.
+type LogConfig struct {
+	Level  string `toml:"level"`  // debug|info|warn|error
+	Format string `toml:"format"` // text|json
+}
+
+// TLSConfig lists the certificates the server presents. With none, LoadTLS
+// generates a self-signed certificate in the data folder covering all domains.
+type TLSConfig struct {
+	Certificates []CertConfig `toml:"certificates"`
+}
+
+// CertConfig is one PEM certificate chain and its key. Which domains it serves
+// comes from its SANs.
+type CertConfig struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+// C2SConfig configures client connections.
+type C2SConfig struct {
+	Listen            []string `toml:"listen"`              // STARTTLS listeners (RFC 6120 §5)
+	DirectTLS         []string `toml:"direct_tls"`          // Direct TLS listeners (XEP-0368); empty disables
+	RequireTLS        bool     `toml:"require_tls"`         // refuse SASL before TLS
+	MaxStanzaSize     int      `toml:"max_stanza_size"`     // bytes, after authentication
+	PreAuthStanzaSize int      `toml:"preauth_stanza_size"` // bytes, before authentication
+	AuthTimeout       Duration `toml:"auth_timeout"`        // from connect to successful SASL
+	MaxAuthFailures   int      `toml:"max_auth_failures"`   // failed SASL attempts before the stream is closed
+	QueueSize         int      `toml:"queue_size"`          // per-session outbound queue, in stanzas
+}
+
+// Duration is a time.Duration written in the config as a string ("30s").
+// Convert with time.Duration(d) or d.D().
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText writes d as "30s".
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText parses a Go duration string such as "30s" or "1m30s".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use a string such as \"30s\")", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Bounds checked by Validate.
+const (
+	minStanzaSize   = 10000 // RFC 6120 §13.12: at least 10000 bytes
+	maxStanzaSize   = 16 << 20
+	minPreAuthSize  = 4096
+	minAuthTimeout  = time.Second
+	maxAuthTimeout  = 10 * time.Minute
+	minAuthFailures = 1
+	maxAuthFailures = 100
+	minQueueSize    = 8
+	maxQueueSize    = 65536
+)
+
+// DefaultConfig returns the configuration `xmppd serve` runs with when no
+// file is given. It is the only place defaults are written down.
+func DefaultConfig() Config {
+	return Config{
+		Domains: []string{"localhost"},
+		DataDir: "./xmppd-data",
+		Log:     LogConfig{Level: "info", Format: "text"},
+		C2S: C2SConfig{
+			Listen:            []string{":5222"},
+			DirectTLS:         []string{":5223"},
+			RequireTLS:        true,
+			MaxStanzaSize:     262144,
+			PreAuthStanzaSize: 16384,
+			AuthTimeout:       Duration(30 * time.Second),
+			MaxAuthFailures:   3,
+			QueueSize:         256,
+		},
+	}
+}
+
+// LoadConfig reads the TOML file at path over DefaultConfig, rejects unknown
+// keys, normalises the domains and validates. path "" means DefaultConfig().
+// Errors name the file.
+func LoadConfig(path string) (Config, error) {
+	if path == "" {
+		return DefaultConfig(), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err // *PathError already names the file
+	}
+	c, err := parseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// parseConfig decodes and validates one config document.
+func parseConfig(data []byte) (Config, error) {
+	c := DefaultConfig()
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
+	if err != nil {
+		return Config{}, err
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		return Config{}, unknownKeysError(data, undecoded)
+	}
+	// Validate before normalising so that messages quote the file's spelling.
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	c.Domains = normalizeDomains(c.Domains)
+	return c, nil
+}
+
+// unknownKeysError lists the unknown keys with the line each is on. A key
+// inside an unknown table is not listed again.
+func unknownKeysError(data []byte, keys []toml.Key) error {
+	lines := keyLines(data)
+	seen := make(map[string]bool)
+	var parts []string
+	for _, k := range keys {
+		name := k.String()
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if len(k) > 1 && seen[toml.Key(k[:len(k)-1]).String()] {
+			continue // inside an unknown table already listed
+		}
+		if n, ok := lines[name]; ok {
+			parts = append(parts, fmt.Sprintf("%q (line %d)", name, n))
+		} else {
+			parts = append(parts, strconv.Quote(name))
+		}
+	}
+	word := "key"
+	if len(parts) > 1 {
+		word = "keys"
+	}
+	return fmt.Errorf("unknown %s %s", word, strings.Join(parts, ", "))
+}
+
+var (
+	tableLine = regexp.MustCompile(`^\s*\[\[?\s*([A-Za-z0-9_.\- ]+?)\s*\]\]?\s*(#.*)?$`)
+	keyLine   = regexp.MustCompile(`^\s*([A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*=`)
+)
+
+// keyLines maps dotted key names to the first line defining them. It is a
+// best-effort scan for error messages (bare keys only); the decoder has
+// already checked the syntax.
+func keyLines(data []byte) map[string]int {
+	out := make(map[string]int)
+	var table []string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, len(data)+1)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if m := tableLine.FindStringSubmatch(line); m != nil {
+			table = splitDotted(m[1])
+			name := strings.Join(table, ".")
+			if _, ok := out[name]; !ok {
+				out[name] = n
+			}
+			continue
+		}
+		if m := keyLine.FindStringSubmatch(line); m != nil {
+			parts := append(append([]string(nil), table...), splitDotted(m[1])...)
+			// Each dotted prefix is an implicit table defined here too.
+			for i := len(table) + 1; i <= len(parts); i++ {
+				name := strings.Join(parts[:i], ".")
+				if _, ok := out[name]; !ok {
+					out[name] = n
+				}
+			}
+		}
+	}
+	return out
+}
+
+func splitDotted(s string) []string {
+	parts := strings.Split(s, ".")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
+}
+
+// normalizeDomains returns the domains in their canonical form (jid.Parse
+// applies the IDNA/PRECIS rules). Invalid ones are kept as written for
+// Validate to report.
+func normalizeDomains(domains []string) []string {
+	out := make([]string, 0, len(domains))
+	for _, d := range domains {
+		if n, err := parseDomain(d); err == nil {
+			d = n
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// parseDomain checks that s is a domain-only JID and returns it normalised.
+func parseDomain(s string) (string, error) {
+	j, err := jid.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("invalid domain %q: %w", s, err)
+	}
+	if j.Localpart() != "" || j.Resourcepart() != "" {
+		return "", fmt.Errorf("invalid domain %q: no localpart@ or /resource allowed", s)
+	}
+	return j.Domainpart(), nil
+}
+
+// Validate checks every value against its bounds. Messages name the key.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if len(c.Domains) == 0 {
+		add("domains: at least one domain is required")
+	}
+	seen := make(map[string]string)
+	for _, d := range c.Domains {
+		n, err := parseDomain(d)
+		if err != nil {
+			add("domains: %w", err)
+			continue
+		}
+		if prev, ok := seen[n]; ok {
+			add("domains: %q is listed twice (as %q and %q)", n, prev, d)
+			continue
+		}
+		seen[n] = d
+	}
+	if c.DataDir == "" {
+		add("data_dir: must not be empty")
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		add("log.format: %q is not one of text, json", c.Log.Format)
+	}
+
+	for i, cc := range c.TLS.Certificates {
+		if cc.Cert == "" {
+			add("tls.certificates[%d].cert: must not be empty", i)
+		}
+		if cc.Key == "" {
+			add("tls.certificates[%d].key: must not be empty", i)
+		}
+	}
+
+	addrs := make(map[string]string)
+	checkAddrs := func(key string, list []string) {
+		for _, a := range list {
+			if err := checkListenAddr(a); err != nil {
+				add("%s: %v", key, err)
+				continue
+			}
+			if prev, ok := addrs[a]; ok {
+				add("%s: %q is already used by %s", key, a, prev)
+				continue
+			}
+			addrs[a] = key
+		}
+	}
+	checkAddrs("c2s.listen", c.C2S.Listen)
+	checkAddrs("c2s.direct_tls", c.C2S.DirectTLS)
+	if len(c.C2S.Listen) == 0 && len(c.C2S.DirectTLS) == 0 {
+		add("c2s: c2s.listen and c2s.direct_tls are both empty; clients could not connect")
+	}
+
+	checkRange := func(key string, v, lo, hi int) {
+		if v < lo {
+			add("%s: %d is below the minimum %d", key, v, lo)
+		} else if v > hi {
+			add("%s: %d is above the maximum %d", key, v, hi)
+		}
+	}
+	checkRange("c2s.max_stanza_size", c.C2S.MaxStanzaSize, minStanzaSize, maxStanzaSize)
+	preAuthMax := maxStanzaSize
+	if c.C2S.MaxStanzaSize >= minStanzaSize && c.C2S.MaxStanzaSize <= maxStanzaSize {
+		preAuthMax = c.C2S.MaxStanzaSize
+	}
+	checkRange("c2s.preauth_stanza_size", c.C2S.PreAuthStanzaSize, minPreAuthSize, preAuthMax)
+	checkRange("c2s.max_auth_failures", c.C2S.MaxAuthFailures, minAuthFailures, maxAuthFailures)
+	checkRange("c2s.queue_size", c.C2S.QueueSize, minQueueSize, maxQueueSize)
+	if d := c.C2S.AuthTimeout.D(); d < minAuthTimeout {
+		add("c2s.auth_timeout: %s is below the minimum %s", d, minAuthTimeout)
+	} else if d > maxAuthTimeout {
+		add("c2s.auth_timeout: %s is above the maximum %s", d, maxAuthTimeout)
+	}
+	return joinProblems(errs)
+}
+
+// joinProblems returns nil, the one error, or a list of them one a line.
+func joinProblems(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		msgs[i] = err.Error()
+	}
+	return fmt.Errorf("%d problems:\n  %s", len(errs), strings.Join(msgs, "\n  "))
+}
+
+// checkListenAddr accepts "host:port" or ":port" with a numeric port.
+func checkListenAddr(a string) error {
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("invalid address %q: %w", a, err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("invalid address %q: port must be a number 0-65535", a)
+	}
+	return nil
+}
+
+// DBPath is the bbolt database file.
+func (c Config) DBPath() string { return filepath.Join(c.DataDir, "xmppd.db") }
+
+// AdminSocket is the Unix socket the running server answers user
+// administration on.
+func (c Config) AdminSocket() string { return filepath.Join(c.DataDir, "admin.sock") }
+
+// Logger builds the one logger main passes down, writing to w.
+func (c Config) Logger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// loadConfigFlag loads the file named by the persistent --config flag
+// (defaults when it is not given).
+func loadConfigFlag(cmd *cobra.Command) (Config, error) {
+	path, err := cmd.Flags().GetString("config")
+	if err != nil {
+		return Config{}, err
+	}
+	return LoadConfig(path)
+}
+
+func newConfigCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Inspect the configuration",
+	}
+	cmd.AddCommand(newConfigCheckCommand())
+	return cmd
+}
+
+func newConfigCheckCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "check [FILE]",
+		Short: "Validate a config file and load its certificates, without starting",
+		Long: "Check loads FILE (or the --config file), validates every value and loads the\n" +
+			"configured TLS certificates. It does not generate the self-signed certificate.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := cmd.Flags().GetString("config")
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				path = args[0]
+			}
+			if path == "" {
+				return errors.New("config check: no file given (config check FILE or --config FILE)")
+			}
+			cfg, err := LoadConfig(path)
+			if err != nil {
+				return err
+			}
+			certs, err := loadCertificates(cfg.TLS.Certificates)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			if len(certs) == 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: note: no certificates configured; xmppd serve uses a self-signed one in %s\n", path, cfg.DataDir)
+			} else {
+				for _, d := range uncoveredDomains(cfg.Domains, certs) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: warning: no configured certificate covers %q\n", path, d)
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK (domains: %s)\n", path, strings.Join(cfg.Domains, ", "))
+			return nil
+		},
+	}
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xmppd/xmppd/c2s"
+	"github.com/xmppd/xmppd/c2s/auth"
+	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/stanza"
+	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/xeps"
+)
+
+func newServeCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the XMPP server",
+		Long: "Serve runs the server until SIGINT or SIGTERM. Without --config it serves localhost,\n" +
+			"keeps its data in ./xmppd-data and generates a self-signed certificate there.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfigFlag(cmd)
+			if err != nil {
+				return err
+			}
+			log := cfg.Logger(os.Stderr)
+			srv, err := startServer(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			<-cmd.Context().Done()
+			log.Info("shutting down")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return srv.Shutdown(ctx)
+		},
+	}
+}
+
+// server is one running xmppd: the wiring of storage, modules, router and listeners.
+type server struct {
+	log        *slog.Logger
+	db         *storage.DB
+	c2s        *c2s.Server
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	c2sAddrs   []net.Addr // STARTTLS listeners, as bound (port 0 resolved)
+	directAddr []net.Addr // Direct TLS listeners
+}
+
+// startServer opens everything and starts listening. It is the only place the
+// packages are wired together; tests start the same server in-process.
+func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *server, err error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	db, err := storage.Open(cfg.DBPath(), storage.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, storage.ErrLocked) {
+			return nil, fmt.Errorf("%s is in use: is another xmppd running with this data folder? %w", cfg.DBPath(), err)
+		}
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(parent)
+	s := &server{log: log, db: db, cancel: cancel}
+	defer func() {
+		if err != nil {
+			cancel()
+			s.wg.Wait()
+			db.Close()
+		}
+	}()
+	tlsCfg, err := LoadTLS(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+
+	host := xeps.NewHost(xeps.Config{Domains: cfg.Domains, Logger: log, DB: db})
+	mods := modules()
+	if err := host.Register(mods...); err != nil {
+		return nil, err
+	}
+	names := make([]string, len(mods))
+	for i, m := range mods {
+		names[i] = m.Name()
+	}
+
+	limits := stanza.DefaultLimits
+	limits.MaxStanza = cfg.C2S.MaxStanzaSize
+	pre := limits
+	pre.MaxStanza = cfg.C2S.PreAuthStanzaSize
+	s.c2s = c2s.New(c2s.Config{
+		Domains:         cfg.Domains,
+		TLS:             tlsCfg,
+		RequireTLS:      cfg.C2S.RequireTLS,
+		Limits:          limits,
+		PreAuthLimits:   pre,
+		AuthTimeout:     cfg.C2S.AuthTimeout.D(),
+		MaxAuthFailures: cfg.C2S.MaxAuthFailures,
+		QueueSize:       cfg.C2S.QueueSize,
+		Credentials:     db,
+		Throttle:        auth.NewThrottle(250*time.Millisecond, 5*time.Second),
+		OnBound:         func(ctx context.Context, sess *c2s.Session) { host.SessionBound(ctx, sess) },
+		OnClosed:        func(ctx context.Context, sess *c2s.Session) { host.SessionClosed(ctx, sess) },
+		Logger:          log.With("component", "c2s"),
+	})
+	rt := router.New(host, s.c2s, nil, log.With("component", "router"))
+	s.c2s.SetRouter(rt)
+	host.SetSender(rt.Route)
+
+	for _, l := range []struct {
+		addrs  []string
+		direct bool
+		out    *[]net.Addr
+	}{{cfg.C2S.Listen, false, &s.c2sAddrs}, {cfg.C2S.DirectTLS, true, &s.directAddr}} {
+		for _, a := range l.addrs {
+			ln, err := net.Listen("tcp", a)
+			if err != nil {
+				return nil, fmt.Errorf("c2s listener: %w", err)
+			}
+			*l.out = append(*l.out, ln.Addr())
+			kind := "starttls"
+			if l.direct {
+				kind = "direct-tls"
+			}
+			log.Info("listening", "service", "c2s", "kind", kind, "addr", ln.Addr().String())
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				if err := s.c2s.Serve(ctx, ln, l.direct); err != nil {
+					log.Error("c2s listener stopped", "addr", ln.Addr().String(), "err", err)
+				}
+			}()
+		}
+	}
+
+	admin := &AdminServer{DB: db, Domains: cfg.Domains, Log: log.With("component", "admin"),
+		OnUserDeleted: func(domain, local string) {
+			s.c2s.Kick(local+"@"+domain, &stanza.StreamError{Condition: "not-authorized", Text: "the account was deleted"})
+		}}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := admin.ListenAndServe(ctx, cfg.AdminSocket()); err != nil {
+			log.Error("admin socket stopped", "err", err)
+		}
+	}()
+	log.Info("xmppd started", "domains", cfg.Domains, "data", cfg.DataDir, "modules", names)
+	return s, nil
+}
+
+// Shutdown sends <system-shutdown/> to every stream, stops the listeners and
+// the admin socket, and closes the database cleanly.
+func (s *server) Shutdown(ctx context.Context) error {
+	s.c2s.Shutdown(ctx)
+	s.cancel()
+	s.wg.Wait()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("closing the database: %w", err)
+	}
+	s.log.Info("stopped")
+	return nil
+}

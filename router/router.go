@@ -1,0 +1,259 @@
+// Package router applies the delivery rules of RFC 6120 §10 and RFC 6121 §8
+// to every stanza: to one of our domains, to a local bare or full JID, or to a
+// remote domain. It knows sessions and federation only through the interfaces
+// declared here, so it never imports c2s or s2s.
+package router
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/xmppd/xmppd/stanza"
+	"github.com/xmppd/xmppd/xeps"
+)
+
+// Session is a bound local client session as the router sees it.
+type Session interface {
+	Address() stanza.JID
+	// Deliver queues a stanza for the client without blocking. It reports
+	// false when the session is closing or cannot take more.
+	Deliver(el *stanza.Element) bool
+	// Available reports whether the client sent available presence, and its priority.
+	Available() (ok bool, priority int)
+}
+
+// LocalSessions finds the bound sessions of local users. The c2s registry implements it.
+type LocalSessions interface {
+	// Sessions appends the bound sessions of a bare JID to buf and returns it.
+	Sessions(bare string, buf []Session) []Session
+	// Session returns the session bound to a full JID, or nil.
+	Session(full string) Session
+}
+
+// Remote delivers stanzas to other domains (the s2s layer). It reports false
+// when it cannot; the router then bounces the stanza.
+type Remote interface {
+	Send(ctx context.Context, domain string, el *stanza.Element) bool
+}
+
+// Router routes stanzas. It holds no lock of its own: the session registry is
+// sharded and the Host is read-only after startup.
+type Router struct {
+	host     *xeps.Host
+	sessions LocalSessions
+	remote   Remote
+	log      *slog.Logger
+}
+
+// New returns a router. remote may be nil (no federation): stanzas for other
+// domains then bounce with remote-server-not-found.
+func New(host *xeps.Host, sessions LocalSessions, remote Remote, log *slog.Logger) *Router {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Router{host: host, sessions: sessions, remote: remote, log: log}
+}
+
+// Route delivers one stanza whose 'from' the caller has already stamped (c2s)
+// or checked (s2s). An empty 'to' means the sender's own account
+// (RFC 6120 §10.3), except for presence, which is then a broadcast.
+func (r *Router) Route(ctx context.Context, el *stanza.Element) {
+	toAttr := el.Get("to")
+	if toAttr == "" {
+		r.routeNoTo(ctx, el)
+		return
+	}
+	to, err := stanza.ParseJID(toAttr)
+	if err != nil {
+		r.bounce(ctx, el, stanza.Errorf("jid-malformed", "the 'to' address is not a valid JID"))
+		return
+	}
+	if !r.host.IsLocal(to.Domainpart()) {
+		if r.remote != nil && r.remote.Send(ctx, to.Domainpart(), el) {
+			return
+		}
+		r.bounce(ctx, el, stanza.NewError("remote-server-not-found"))
+		return
+	}
+	switch {
+	case to.Localpart() == "":
+		r.toServer(ctx, el, to)
+	case to.Resourcepart() == "":
+		r.toBare(ctx, el, to)
+	default:
+		r.toFull(ctx, el, to)
+	}
+}
+
+// routeNoTo handles a stanza without 'to' (RFC 6120 §10.3): it is for the sender's account.
+func (r *Router) routeNoTo(ctx context.Context, el *stanza.Element) {
+	from, err := stanza.ParseJID(el.Get("from"))
+	if err != nil {
+		return // only our own sessions route without 'to', and they stamp a valid from
+	}
+	switch el.Local {
+	case "presence":
+		// Broadcast presence: the user's other available resources get it
+		// (RFC 6121 §4.2.2, §4.4.2); contacts are the presence module's job.
+		if el.Get("type") == "" || el.Get("type") == "unavailable" {
+			r.toOtherResources(el, from)
+		}
+	case "iq":
+		r.toAccount(ctx, el, from.Bare())
+	case "message":
+		r.toBare(ctx, el, from.Bare())
+	}
+}
+
+func (r *Router) toOtherResources(el *stanza.Element, from stanza.JID) {
+	var buf [8]Session
+	for _, s := range r.sessions.Sessions(from.Bare().String(), buf[:0]) {
+		if ok, _ := s.Available(); ok && !s.Address().Equal(from) {
+			s.Deliver(el)
+		}
+	}
+}
+
+// toServer handles stanzas to one of our domains.
+func (r *Router) toServer(ctx context.Context, el *stanza.Element, to stanza.JID) {
+	if el.Local == "iq" {
+		r.dispatchIQ(ctx, el, xeps.ToServer)
+	}
+	// Messages and presence to the server itself have no handler yet; RFC 6120
+	// §10.3 lets the server ignore them.
+}
+
+// toAccount handles an IQ answered by the server for an account's bare JID.
+func (r *Router) toAccount(ctx context.Context, el *stanza.Element, to stanza.JID) {
+	r.dispatchIQ(ctx, el, xeps.ToAccount)
+}
+
+// dispatchIQ runs the module registered for an IQ get/set and routes its
+// answer. Results and errors nobody waits for are dropped (RFC 6120 §8.2.3).
+func (r *Router) dispatchIQ(ctx context.Context, el *stanza.Element, target xeps.Target) {
+	iq, err := stanza.ParseIQ(el)
+	if err != nil {
+		r.bounce(ctx, el, stanza.AsError(err))
+		return
+	}
+	if iq.Type != "get" && iq.Type != "set" {
+		return
+	}
+	h := r.host.IQHandler(iq.Type, iq.Payload.Space, iq.Payload.Local, target)
+	if h == nil {
+		r.bounce(ctx, el, stanza.NewError("service-unavailable"))
+		return
+	}
+	payload, err := h(ctx, iq)
+	if err != nil {
+		se := stanza.AsError(err)
+		if se.Condition == "internal-server-error" {
+			r.log.Error("iq handler failed", "payload", iq.Payload.Space, "err", err)
+		}
+		r.bounce(ctx, el, se)
+		return
+	}
+	res := iq.Result(payload)
+	if res.Get("from") == "" && target == xeps.ToAccount {
+		// The iq had no 'to': the answer comes from the user's bare JID (RFC 6120 §10.3.3).
+		if from, err := stanza.ParseJID(el.Get("from")); err == nil {
+			res.Set("from", from.Bare().String())
+		}
+	}
+	r.Route(ctx, res)
+}
+
+// toBare handles stanzas to a local user's bare JID (RFC 6121 §8.5.2).
+func (r *Router) toBare(ctx context.Context, el *stanza.Element, to stanza.JID) {
+	switch el.Local {
+	case "iq":
+		r.toAccount(ctx, el, to)
+	case "message":
+		r.messageToBare(ctx, el, to)
+	case "presence":
+		// Presence to a bare JID goes to every available resource (RFC 6121 §8.5.2.1.1).
+		var buf [8]Session
+		for _, s := range r.sessions.Sessions(to.String(), buf[:0]) {
+			if ok, _ := s.Available(); ok {
+				s.Deliver(el)
+			}
+		}
+	}
+}
+
+// messageToBare implements RFC 6121 §8.5.2.1.1 and §8.5.2.2.1.
+func (r *Router) messageToBare(ctx context.Context, el *stanza.Element, to stanza.JID) {
+	typ := el.Get("type")
+	var buf [8]Session
+	sessions := r.sessions.Sessions(to.String(), buf[:0])
+	best := -1
+	for _, s := range sessions {
+		if ok, prio := s.Available(); ok && prio > best {
+			best = prio
+		}
+	}
+	if best >= 0 {
+		if typ == "groupchat" {
+			r.bounce(ctx, el, stanza.NewError("service-unavailable"))
+			return
+		}
+		// Chat and normal messages go to every available resource of the
+		// highest non-negative priority; headline to all non-negative ones.
+		for _, s := range sessions {
+			if ok, prio := s.Available(); ok && (prio == best || typ == "headline" && prio >= 0) {
+				s.Deliver(el)
+			}
+		}
+		return
+	}
+	switch typ {
+	case "error", "headline":
+		return // never bounced, never stored
+	}
+	// No available resource: the offline module (issue 3) will store chat and
+	// normal messages here; until then the sender learns it was not delivered.
+	r.bounce(ctx, el, stanza.NewError("service-unavailable"))
+}
+
+// toFull handles stanzas to a local full JID (RFC 6121 §8.5.3).
+func (r *Router) toFull(ctx context.Context, el *stanza.Element, to stanza.JID) {
+	if s := r.sessions.Session(to.String()); s != nil {
+		s.Deliver(el)
+		return
+	}
+	switch el.Local {
+	case "iq":
+		r.bounce(ctx, el, stanza.NewError("service-unavailable"))
+	case "message":
+		switch el.Get("type") {
+		case "error":
+			return
+		case "groupchat":
+			r.bounce(ctx, el, stanza.NewError("service-unavailable"))
+		default:
+			// Chat, normal and headline messages fall back to the bare JID (§8.5.3.2.1).
+			r.messageToBare(ctx, el, to.Bare())
+		}
+	case "presence":
+		// Presence to an unknown resource is dropped (§8.5.3.2.3); subscription
+		// types are the presence module's to redirect to the bare JID.
+	}
+}
+
+// bounce answers el with a stanza error, unless el is an error itself.
+func (r *Router) bounce(ctx context.Context, el *stanza.Element, err *stanza.Error) {
+	reply := stanza.ErrorReply(el, err)
+	if reply == nil {
+		return
+	}
+	if reply.Get("to") == "" {
+		return // nobody to tell
+	}
+	if reply.Get("from") == "" {
+		// The stanza had no 'to': the error comes from the sender's account.
+		if from, perr := stanza.ParseJID(el.Get("from")); perr == nil {
+			reply.Set("from", from.Bare().String())
+		}
+	}
+	r.Route(ctx, reply)
+}
