@@ -117,7 +117,11 @@ func (e *Element) AppendText(s string) *Element {
 }
 
 // Child returns the first child element with this namespace and local name.
+// It is nil-safe, so lookups can be chained.
 func (e *Element) Child(space, local string) *Element {
+	if e == nil {
+		return nil
+	}
 	for _, n := range e.Nodes {
 		if n.Elem != nil && n.Elem.Local == local && n.Elem.Space == space {
 			return n.Elem

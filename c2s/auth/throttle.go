@@ -118,10 +118,3 @@ func (t *Throttle) remove(el *list.Element) {
 	delete(t.entries, el.Value.(*throttleEntry).key)
 	t.order.Remove(el)
 }
-
-// size reports the number of remembered keys (for tests).
-func (t *Throttle) size() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.entries)
-}

@@ -127,3 +127,10 @@ func TestThrottleConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// size reports the number of remembered keys.
+func (t *Throttle) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.entries)
+}

@@ -304,6 +304,9 @@ func (c Config) Validate() error {
 				add("%s: %v", key, err)
 				continue
 			}
+			if strings.HasSuffix(a, ":0") {
+				continue // port 0: the system picks a free port for each
+			}
 			if prev, ok := addrs[a]; ok {
 				add("%s: %q is already used by %s", key, a, prev)
 				continue

@@ -1,0 +1,239 @@
+package main
+
+// Golden XML transcripts: testdata/transcripts/*.txtar, after Prosody's
+// scansion. The comment says what the transcript shows. Each file entry is
+// one step of one actor:
+//
+//	-- alice connects --         open a TCP connection ("direct-tls" in the body: TLS first)
+//	-- alice logs in --          connect, STARTTLS, SASL PLAIN, bind (body: resource; "direct-tls")
+//	-- alice sends --            write the body as is, after ${var} substitution
+//	-- alice receives --         read what the body holds, compared structurally
+//	-- alice starttls --         upgrade to TLS (after <proceed/>)
+//	-- alice is disconnected --  the server closes the connection
+//
+// In a receives body, an attribute value or text "${name}" matches anything
+// and captures it, or must equal the value captured earlier under that name
+// ("${*}" matches anything and captures nothing);
+// after a login ${alice} is alice's full JID. Attribute order, namespace
+// prefixes and white space between elements do not matter. In a sends body,
+// ${repeat:N:s} stands for s repeated N times.
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/tools/txtar"
+
+	"github.com/xmppd/xmppd/stanza"
+)
+
+func TestTranscripts(t *testing.T) {
+	files, err := filepath.Glob("../../testdata/transcripts/*.txtar")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no transcripts found: %v", err)
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".txtar"), func(t *testing.T) {
+			t.Parallel()
+			ar, err := txtar.ParseFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runTranscript(t, ar)
+		})
+	}
+}
+
+type transcript struct {
+	t       *testing.T
+	srv     *server
+	actors  map[string]*wireClient
+	vars    map[string]string
+	stepIdx int
+}
+
+func runTranscript(t *testing.T, ar *txtar.Archive) {
+	tr := &transcript{t: t, srv: startTestServer(t, nil), actors: map[string]*wireClient{}, vars: map[string]string{}}
+	for i, f := range ar.Files {
+		tr.stepIdx = i
+		actor, verb, ok := strings.Cut(f.Name, " ")
+		if !ok {
+			t.Fatalf("step %q: want \"ACTOR VERB\"", f.Name)
+		}
+		body := strings.TrimSpace(string(f.Data))
+		tr.step(actor, verb, body)
+	}
+}
+
+func (tr *transcript) fatalf(format string, args ...any) {
+	tr.t.Helper()
+	tr.t.Fatalf("step %d: %s", tr.stepIdx+1, fmt.Sprintf(format, args...))
+}
+
+func (tr *transcript) client(actor string) *wireClient {
+	c := tr.actors[actor]
+	if c == nil {
+		tr.fatalf("%s is not connected", actor)
+	}
+	return c
+}
+
+// user maps an actor to its account: "alice2" is a second connection of alice.
+func user(actor string) string { return strings.TrimRight(actor, "0123456789") }
+
+func (tr *transcript) step(actor, verb, body string) {
+	tr.t.Helper()
+	direct := strings.Contains(body, "direct-tls")
+	addr := tr.srv.c2sAddrs[0]
+	if direct {
+		addr = tr.srv.directAddr[0]
+	}
+	switch verb {
+	case "connects":
+		tr.actors[actor] = dialWire(tr.t, addr, direct)
+	case "logs in":
+		c := dialWire(tr.t, addr, direct)
+		tr.actors[actor] = c
+		resource := strings.TrimSpace(strings.ReplaceAll(body, "direct-tls", ""))
+		if resource == "" {
+			resource = actor
+		}
+		tr.vars[actor] = c.login("localhost", user(actor), resource, direct)
+	case "sends":
+		tr.client(actor).send(tr.expand(body))
+	case "starttls":
+		tr.client(actor).startTLS()
+	case "receives":
+		tr.receive(tr.client(actor), body)
+	case "is disconnected":
+		tr.client(actor).expectClosed()
+	default:
+		tr.fatalf("unknown verb %q", verb)
+	}
+}
+
+var repeatRE = regexp.MustCompile(`\$\{repeat:(\d+):([^}]*)\}`)
+var varRE = regexp.MustCompile(`\$\{([a-zA-Z0-9_*-]+)\}`)
+
+func (tr *transcript) expand(s string) string {
+	s = repeatRE.ReplaceAllStringFunc(s, func(m string) string {
+		p := repeatRE.FindStringSubmatch(m)
+		n, _ := strconv.Atoi(p[1])
+		return strings.Repeat(p[2], n)
+	})
+	return varRE.ReplaceAllStringFunc(s, func(m string) string {
+		name := m[2 : len(m)-1]
+		v, ok := tr.vars[name]
+		if !ok {
+			tr.fatalf("undefined variable %s", m)
+		}
+		return v
+	})
+}
+
+// receive reads the items the body lists (a stream header, elements, the
+// stream end) and matches each against the body.
+func (tr *transcript) receive(c *wireClient, body string) {
+	tr.t.Helper()
+	want := stanza.NewDecoder(strings.NewReader(body), clientLimits())
+	if strings.HasPrefix(body, "<?xml") || strings.HasPrefix(body, "<stream:stream") {
+		wh, err := want.ReadHeader()
+		if err != nil {
+			tr.fatalf("bad expected header: %v", err)
+		}
+		got := c.readHeader()
+		for _, f := range [][3]string{{"from", wh.From, got.From}, {"id", wh.ID, got.ID}, {"version", wh.Version, got.Version}, {"ns", wh.NS, got.NS}} {
+			if f[1] != "" && !tr.match(f[1], f[2]) {
+				tr.fatalf("stream header %s = %q, want %q", f[0], f[2], f[1])
+			}
+		}
+	} else {
+		// Bind the stream prefix for the expected elements.
+		want = stanza.NewDecoder(strings.NewReader(fmt.Sprintf(clientHeader, "x")+body), clientLimits())
+		if _, err := want.ReadHeader(); err != nil {
+			tr.fatalf("bad expected body: %v", err)
+		}
+	}
+	for {
+		w, werr := want.Next()
+		if werr != nil && !errors.Is(werr, stanza.ErrStreamClosed) {
+			if strings.Contains(werr.Error(), "EOF") {
+				return
+			}
+			tr.fatalf("bad expected body: %v", werr)
+		}
+		g, gerr := c.nextErr()
+		if errors.Is(werr, stanza.ErrStreamClosed) {
+			if !errors.Is(gerr, stanza.ErrStreamClosed) {
+				tr.fatalf("expected </stream:stream>, got %v %v", g, gerr)
+			}
+			continue
+		}
+		if gerr != nil {
+			tr.fatalf("expected %s, got error %v", w, gerr)
+		}
+		if why := tr.matchElement(w, g); why != "" {
+			tr.fatalf("%s\n got: %s\nwant: %s", why, g, w)
+		}
+	}
+}
+
+// match compares a value with a pattern that may be a ${name} placeholder.
+func (tr *transcript) match(pattern, got string) bool {
+	if pattern == "${*}" {
+		return true
+	}
+	if m := varRE.FindStringSubmatch(pattern); m != nil && m[0] == pattern {
+		if v, ok := tr.vars[m[1]]; ok {
+			return v == got
+		}
+		tr.vars[m[1]] = got
+		return true
+	}
+	return pattern == got
+}
+
+func (tr *transcript) matchElement(w, g *stanza.Element) string {
+	if w.Space != g.Space || w.Local != g.Local {
+		return fmt.Sprintf("element {%s}%s, want {%s}%s", g.Space, g.Local, w.Space, w.Local)
+	}
+	if len(w.Attr) != len(g.Attr) {
+		return fmt.Sprintf("<%s> has attributes %v, want %v", g.Local, attrNames(g), attrNames(w))
+	}
+	for _, a := range w.Attr {
+		i := slices.IndexFunc(g.Attr, func(b stanza.Attr) bool { return b.Space == a.Space && b.Local == a.Local })
+		if i < 0 {
+			return fmt.Sprintf("<%s> lacks attribute %s", g.Local, a.Local)
+		}
+		if !tr.match(a.Value, g.Attr[i].Value) {
+			return fmt.Sprintf("<%s %s='%s'>, want '%s'", g.Local, a.Local, g.Attr[i].Value, a.Value)
+		}
+	}
+	wc, gc := w.Children(), g.Children()
+	if len(wc) != len(gc) {
+		return fmt.Sprintf("<%s> has %d children, want %d", g.Local, len(gc), len(wc))
+	}
+	for i := range wc {
+		if why := tr.matchElement(wc[i], gc[i]); why != "" {
+			return why
+		}
+	}
+	if len(wc) == 0 && !tr.match(strings.TrimSpace(w.Text()), strings.TrimSpace(g.Text())) {
+		return fmt.Sprintf("<%s> text %q, want %q", g.Local, g.Text(), w.Text())
+	}
+	return ""
+}
+
+func attrNames(e *stanza.Element) []string {
+	var out []string
+	for _, a := range e.Attr {
+		out = append(out, a.Local)
+	}
+	return out
+}
