@@ -105,7 +105,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		return errors.New("c2s: server is shut down")
+		ln.Close()
+		return nil
 	}
 	s.lns = append(s.lns, ln)
 	s.mu.Unlock()

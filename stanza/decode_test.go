@@ -80,7 +80,7 @@ func TestDecodeErrors(t *testing.T) {
 	small.MaxAttrs = 3
 	tests := []struct {
 		name, in, cond string
-		lim           Limits
+		lim            Limits
 	}{
 		{"text at stream level", `hello`, "not-well-formed", DefaultLimits},
 		{"mismatched end", `<message><body></message>`, "not-well-formed", DefaultLimits},

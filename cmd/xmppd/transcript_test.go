@@ -10,6 +10,9 @@ package main
 //	-- alice receives --         read what the body holds, compared structurally
 //	-- alice starttls --         upgrade to TLS (after <proceed/>)
 //	-- alice is disconnected --  the server closes the connection
+//	-- alice syncs --            ping the server and wait for the answer: everything
+//	                             alice sent before has been routed (sessions are
+//	                             independent, so ordering across actors needs this)
 //
 // In a receives body, an attribute value or text "${name}" matches anything
 // and captures it, or must equal the value captured earlier under that name
@@ -113,6 +116,13 @@ func (tr *transcript) step(actor, verb, body string) {
 		tr.receive(tr.client(actor), body)
 	case "is disconnected":
 		tr.client(actor).expectClosed()
+	case "syncs":
+		c := tr.client(actor)
+		id := fmt.Sprintf("sync%d", tr.stepIdx)
+		c.send("<iq type='get' id='" + id + "' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+		if r := c.next(); r.Get("id") != id || r.Get("type") != "result" {
+			tr.fatalf("sync: got %s", r)
+		}
 	default:
 		tr.fatalf("unknown verb %q", verb)
 	}

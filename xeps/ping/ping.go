@@ -29,6 +29,10 @@ func (Module) Name() string { return "ping" }
 func (Module) Register(h *xeps.Host) error {
 	h.AdvertiseFeature(NS)
 	h.HandleIQ("get", NS, "ping", xeps.ToServer, pong)
+	// A ping to an account's bare JID (or with no 'to' at all) is answered by
+	// the server on the user's behalf (RFC 6120 §10.3.3): clients use it as a
+	// keepalive and expect an answer.
+	h.HandleIQ("get", NS, "ping", xeps.ToAccount, pong)
 	return nil
 }
 
