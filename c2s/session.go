@@ -587,6 +587,9 @@ func (s *Session) Deliver(el *stanza.Element) bool {
 		s.qmu.Unlock()
 		s.log.Warn("slow consumer: closing", "queued", s.srv.cfg.QueueSize)
 		s.CloseWithError(&stanza.StreamError{Condition: "policy-violation", Text: "too many stanzas waiting for you"})
+		// The writer is stuck in a Write the client does not read: fail it now
+		// rather than after WriteTimeout, so the session ends at once.
+		s.conn.SetWriteDeadline(time.Now())
 		return false
 	}
 	s.queue = append(s.queue, el)

@@ -48,6 +48,7 @@ func newServeCommand() *cobra.Command {
 
 // server is one running xmppd: the wiring of storage, modules, router and listeners.
 type server struct {
+	cfg        Config
 	log        *slog.Logger
 	db         *storage.DB
 	c2s        *c2s.Server
@@ -71,7 +72,7 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(parent)
-	s := &server{log: log, db: db, cancel: cancel}
+	s := &server{cfg: cfg, log: log, db: db, cancel: cancel}
 	defer func() {
 		if err != nil {
 			cancel()
