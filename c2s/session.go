@@ -43,6 +43,7 @@ type Session struct {
 	authenticated bool
 	user          string
 	failures      int
+	triedPlus     bool // a -PLUS attempt failed for want of a shared binding type
 
 	// Set once at bind, before the session is visible to others.
 	addr stanza.JID
@@ -303,7 +304,7 @@ func (s *Session) negotiationElement(ctx context.Context, el *stanza.Element) (r
 			return false, &stanza.StreamError{Condition: "policy-violation", Text: "already authenticated"}
 		}
 		if !s.secure && s.srv.cfg.RequireTLS {
-			return false, s.saslFailure(&auth.Failure{Condition: "encryption-required", Text: "use STARTTLS first"}, false)
+			return false, s.saslFailure(&auth.Failure{Condition: "encryption-required", Text: "use STARTTLS first"}, false, "")
 		}
 		return s.authenticate(ctx, el)
 	case el.Local == "iq" && el.Space == stanza.NSClient && s.authenticated:
@@ -355,28 +356,29 @@ func (s *Session) servedCert(sni string) []byte {
 // authenticate runs one SASL exchange (RFC 6120 §6.4).
 func (s *Session) authenticate(ctx context.Context, el *stanza.Element) (bool, error) {
 	srv, err := auth.NewServer(ctx, el.Get("mechanism"), auth.Config{
-		Domain:        s.domain,
-		Store:         s.srv.cfg.Credentials,
-		TLS:           s.tlsState(),
-		ServerCertDER: s.certDER,
-		AllowPlain:    s.secure,
+		Domain:          s.domain,
+		Store:           s.srv.cfg.Credentials,
+		TLS:             s.tlsState(),
+		ServerCertDER:   s.certDER,
+		AllowPlain:      s.secure,
+		ClientTriedPlus: s.triedPlus,
 	})
 	if err != nil {
-		return false, s.saslFailure(err, false)
+		return false, s.saslFailure(err, false, "")
 	}
 	data, err := saslData(el)
 	for {
 		if err != nil {
-			return false, s.saslFailure(err, true)
+			return false, s.saslFailure(err, true, srv.AttemptedUsername())
 		}
 		out, done, err := srv.Step(data)
 		if err != nil {
-			return false, s.saslFailure(err, true)
+			return false, s.saslFailure(err, true, srv.AttemptedUsername())
 		}
 		if done {
 			s.authenticated = true
 			s.user = srv.Username()
-			s.throttleSuccess()
+			s.throttleSuccess(s.user)
 			s.log.Info("authenticated", "user", s.user+"@"+s.domain, "mechanism", el.Get("mechanism"))
 			b := []byte("<success xmlns='" + stanza.NSSASL + "'")
 			if len(out) > 0 {
@@ -406,7 +408,7 @@ func (s *Session) authenticate(ctx context.Context, el *stanza.Element) (bool, e
 		case next.Is(stanza.NSSASL, "response"):
 			data, err = saslData(next)
 		case next.Is(stanza.NSSASL, "abort"):
-			return false, s.saslFailure(&auth.Failure{Condition: "aborted"}, false)
+			return false, s.saslFailure(&auth.Failure{Condition: "aborted"}, false, "")
 		default:
 			return false, &stanza.StreamError{Condition: "policy-violation", Text: "expected a SASL response"}
 		}
@@ -426,22 +428,34 @@ func saslData(el *stanza.Element) ([]byte, error) {
 	return b, nil
 }
 
-// saslFailure sends <failure/>. counted failures are throttled and limited:
-// each waits longer, and after MaxAuthFailures the stream is closed.
-func (s *Session) saslFailure(err error, counted bool) error {
+// saslFailure sends <failure/>. Counted failures are throttled and limited:
+// each waits longer (per client address and per attempted account, so neither
+// many connections nor many accounts get a free run), and after
+// MaxAuthFailures the stream is closed.
+func (s *Session) saslFailure(err error, counted bool, attempted string) error {
 	var f *auth.Failure
 	if !errors.As(err, &f) {
 		s.log.Error("authentication failed internally", "err", err)
 		f = &auth.Failure{Condition: "temporary-auth-failure"}
 	}
+	if f.ChannelBindingMismatch {
+		// Refused before any password check: nothing was guessed, so it
+		// neither counts nor waits, and the client may retry without binding.
+		s.triedPlus = true
+		counted = false
+	}
 	if counted {
 		s.failures++
 		if t := s.srv.cfg.Throttle; t != nil {
-			key := s.throttleKey()
-			time.Sleep(t.Delay(key))
-			t.Failure(key)
+			keys := s.throttleKeys(attempted)
+			var wait time.Duration
+			for _, k := range keys {
+				wait = max(wait, t.Delay(k))
+				t.Failure(k)
+			}
+			time.Sleep(wait)
 		}
-		s.log.Info("authentication failed", "condition", f.Condition, "failures", s.failures)
+		s.log.Info("authentication failed", "condition", f.Condition, "account", attempted, "failures", s.failures)
 	}
 	fail := stanza.New(stanza.NSSASL, "failure").Append(stanza.New(stanza.NSSASL, f.Condition))
 	if f.Text != "" {
@@ -459,16 +473,22 @@ func (s *Session) saslFailure(err error, counted bool) error {
 	return nil
 }
 
-// throttleKey slows repeated failures from one address; per-account keys are
-// added by the auth package where the username is known.
-func (s *Session) throttleKey() string {
+// throttleKeys names what a failure counts against: the client's address and,
+// when known, the account it tried.
+func (s *Session) throttleKeys(account string) []string {
 	host, _, _ := net.SplitHostPort(s.conn.RemoteAddr().String())
-	return "addr:" + host
+	keys := []string{"addr:" + host}
+	if account != "" {
+		keys = append(keys, "account:"+account+"@"+s.domain)
+	}
+	return keys
 }
 
-func (s *Session) throttleSuccess() {
+func (s *Session) throttleSuccess(account string) {
 	if t := s.srv.cfg.Throttle; t != nil {
-		t.Success(s.throttleKey())
+		for _, k := range s.throttleKeys(account) {
+			t.Success(k)
+		}
 	}
 }
 
@@ -498,10 +518,15 @@ func (s *Session) bindIQ(ctx context.Context, el *stanza.Element) error {
 	s.log = s.log.With("jid", s.full)
 	res := iq.Result(stanza.New(stanza.NSBind, "bind").Append(stanza.New(stanza.NSBind, "jid").AppendText(s.full)))
 	res.Set("from", "")
-	if err := s.replyNow(res); err != nil {
-		return err
-	}
-	if old := s.srv.bind(s); old != nil {
+	// The result is queued before the session is registered, so it goes out
+	// ahead of anything others route to the new JID; and it is written only
+	// after registration, so a client that acts on it can already be reached.
+	s.qmu.Lock()
+	s.queue = append(s.queue, res)
+	s.qmu.Unlock()
+	old := s.srv.bind(s)
+	s.Deliver(nil)
+	if old != nil {
 		old.CloseWithError(&stanza.StreamError{Condition: "conflict", Text: "replaced by a new connection"})
 	}
 	s.log.Info("bound")
@@ -577,11 +602,21 @@ func (s *Session) trackPresence(el *stanza.Element) {
 // Deliver implements router.Session: queue el for the client without blocking.
 // A client that lets QueueSize stanzas pile up is a slow consumer and is
 // disconnected, so it can never stall the router or hold unbounded memory.
+// A nil el only starts the writer for what is already queued.
 func (s *Session) Deliver(el *stanza.Element) bool {
 	s.qmu.Lock()
 	if s.closing {
 		s.qmu.Unlock()
 		return false
+	}
+	if el == nil {
+		start := !s.writing && len(s.queue) > 0
+		s.writing = s.writing || start
+		s.qmu.Unlock()
+		if start {
+			go s.flush()
+		}
+		return true
 	}
 	if len(s.queue) >= s.srv.cfg.QueueSize {
 		s.qmu.Unlock()

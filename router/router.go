@@ -192,6 +192,9 @@ func (r *Router) messageToBare(ctx context.Context, el *stanza.Element, to stanz
 			best = prio
 		}
 	}
+	if typ == "error" {
+		return // RFC 6121 §8.5.2.1.1: an error to a bare JID is silently ignored
+	}
 	if best >= 0 {
 		if typ == "groupchat" {
 			r.bounce(ctx, el, stanza.NewError("service-unavailable"))
@@ -206,8 +209,7 @@ func (r *Router) messageToBare(ctx context.Context, el *stanza.Element, to stanz
 		}
 		return
 	}
-	switch typ {
-	case "error", "headline":
+	if typ == "headline" {
 		return // never bounced, never stored
 	}
 	// No available resource: the offline module (issue 3) will store chat and
@@ -223,7 +225,11 @@ func (r *Router) toFull(ctx context.Context, el *stanza.Element, to stanza.JID) 
 	}
 	switch el.Local {
 	case "iq":
-		r.bounce(ctx, el, stanza.NewError("service-unavailable"))
+		// A request to a resource that is gone fails; a result or error for
+		// one has nobody to tell (RFC 6121 §8.5.3.2.2 and §8.2.3 of RFC 6120).
+		if t := el.Get("type"); t == "get" || t == "set" {
+			r.bounce(ctx, el, stanza.NewError("service-unavailable"))
+		}
 	case "message":
 		switch el.Get("type") {
 		case "error":

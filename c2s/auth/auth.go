@@ -37,7 +37,12 @@ type CredentialStore interface {
 // "malformed-request", "invalid-authzid", "invalid-mechanism",
 // "temporary-auth-failure". Text is optional human-readable detail that is
 // safe to send to the client.
-type Failure struct{ Condition, Text string }
+type Failure struct {
+	Condition, Text string
+	// ChannelBindingMismatch marks a -PLUS attempt with a binding type this
+	// connection does not offer: a negotiation mismatch, not a wrong password.
+	ChannelBindingMismatch bool
+}
 
 func (f *Failure) Error() string {
 	if f.Text == "" {
@@ -115,20 +120,28 @@ type Config struct {
 	TLS           *tls.ConnectionState // nil without TLS
 	ServerCertDER []byte               // leaf cert we presented, for tls-server-end-point
 	AllowPlain    bool
+	// ClientTriedPlus says the client already attempted a -PLUS mechanism on
+	// this connection with a binding type we do not offer. COMPAT: clients
+	// that only know tls-unique (slixmpp 1.8, poezio) do that on TLS 1.3 and
+	// then retry with gs2 flag 'y'. Their failed -PLUS attempt proves they saw
+	// our -PLUS mechanisms, so that 'y' is not the stripped-feature downgrade
+	// RFC 5802 §6 guards against, and it is accepted.
+	ClientTriedPlus bool
 }
 
 // Server is one authentication exchange. It is not safe for concurrent use.
 type Server struct {
-	ctx      context.Context
-	cfg      Config
-	mech     string
-	neg      *sasl.Negotiator
-	scram    *scramServer // nil for PLAIN
-	started  bool
-	done     bool
-	failed   *Failure // sticky: mellium's Negotiator panics if stepped after an error
-	pending  *Failure // set by the PLAIN permissions callback
-	username string
+	ctx       context.Context
+	cfg       Config
+	mech      string
+	neg       *sasl.Negotiator
+	scram     *scramServer // nil for PLAIN
+	started   bool
+	done      bool
+	failed    *Failure // sticky: mellium's Negotiator panics if stepped after an error
+	pending   *Failure // set by the PLAIN permissions callback
+	username  string
+	attempted string // the normalised localpart the client tried, for per-account throttling
 }
 
 // NewServer starts one authentication exchange. An unknown or
@@ -196,6 +209,10 @@ func (s *Server) Username() string {
 	}
 	return s.username
 }
+
+// AttemptedUsername is the localpart the client tried to authenticate as, once
+// the exchange got that far ("" before). Callers throttle failures per account with it.
+func (s *Server) AttemptedUsername() string { return s.attempted }
 
 func (s *Server) fail(f *Failure) *Failure {
 	s.failed = f
@@ -277,6 +294,7 @@ func (s *Server) plainPermissions(n *sasl.Negotiator) bool {
 // caller continues with dummy credentials (known == false) so that the rest
 // of the exchange looks and costs the same.
 func (s *Server) lookup(local string) (creds storage.Credentials, known bool, f *Failure) {
+	s.attempted = local
 	creds, err := s.cfg.Store.UserCredentials(s.ctx, s.cfg.Domain, local)
 	switch {
 	case errors.Is(err, storage.ErrNoSuchUser):

@@ -355,6 +355,7 @@ func TestChannelBindingRules(t *testing.T) {
 		{"y with TLS but no cert ok", "SCRAM-SHA-256", Config{Domain: testDomain, Store: store, TLS: &p.server}, "y,,", nil, nil, "", false},
 		{"y downgrade refused", "SCRAM-SHA-256", p.config(store, false), "y,,", nil, nil, "not-authorized", true},
 		{"y downgrade refused SHA-1", "SCRAM-SHA-1", p.config(store, false), "y,,", nil, nil, "not-authorized", true},
+		{"y after a failed -PLUS attempt ok (COMPAT slixmpp)", "SCRAM-SHA-256", triedPlus(p.config(store, false)), "y,,", nil, nil, "", false},
 		{"p on non-PLUS refused", "SCRAM-SHA-256", p.config(store, false), "p=tls-exporter,,", exporter, nil, "not-authorized", true},
 		{"n on PLUS refused", "SCRAM-SHA-256-PLUS", p.config(store, false), "n,,", nil, nil, "not-authorized", true},
 		{"y on PLUS refused", "SCRAM-SHA-256-PLUS", p.config(store, false), "y,,", nil, nil, "not-authorized", true},
@@ -406,6 +407,32 @@ func TestChannelBindingRules(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+func triedPlus(c Config) Config {
+	c.ClientTriedPlus = true
+	return c
+}
+
+// TestChannelBindingMismatchMarked: only a binding-type mismatch is marked as
+// such, so the session neither counts it as a guess nor refuses the 'y' retry.
+func TestChannelBindingMismatchMarked(t *testing.T) {
+	p := newTLSPair(t, tls.VersionTLS13)
+	store := testStore(t)
+	for _, tt := range []struct {
+		gs2  string
+		want bool
+	}{{"p=tls-unique,,", true}, {"p=tls-foo,,", true}, {"n,,", false}} {
+		srv, err := NewServer(context.Background(), "SCRAM-SHA-256-PLUS", p.config(store, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = srv.Step(newScramClient(hashFor("SCRAM-SHA-256-PLUS"), "alice", "pencil", tt.gs2, nil).first())
+		var f *Failure
+		if !errors.As(err, &f) || f.ChannelBindingMismatch != tt.want {
+			t.Errorf("%s: err = %#v, want mismatch=%v", tt.gs2, err, tt.want)
+		}
 	}
 }
 
@@ -557,7 +584,7 @@ func TestFailureError(t *testing.T) {
 	if got := (&Failure{Condition: "aborted"}).Error(); got != "sasl: aborted" {
 		t.Error(got)
 	}
-	if got := (&Failure{"not-authorized", "bad"}).Error(); got != "sasl: not-authorized: bad" {
+	if got := (&Failure{Condition: "not-authorized", Text: "bad"}).Error(); got != "sasl: not-authorized: bad" {
 		t.Error(got)
 	}
 }

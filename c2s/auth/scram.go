@@ -210,7 +210,7 @@ func (sc *scramServer) checkChannelBinding(flag byte, cbType string) *Failure {
 		case 'y':
 			// The client could bind but believes we cannot. If we did
 			// offer -PLUS, an attacker stripped it from the feature list.
-			if plusOffered(cfg.TLS, cfg.ServerCertDER) {
+			if plusOffered(cfg.TLS, cfg.ServerCertDER) && !cfg.ClientTriedPlus {
 				return failure("not-authorized", "channel binding downgrade detected")
 			}
 		}
@@ -224,11 +224,15 @@ func (sc *scramServer) checkChannelBinding(flag byte, cbType string) *Failure {
 		supported = supported || t == cbType
 	}
 	if !supported {
-		return failure("not-authorized", "unsupported channel binding type "+strconv.Quote(cbType))
+		f := failure("not-authorized", "unsupported channel binding type "+strconv.Quote(cbType))
+		f.ChannelBindingMismatch = true
+		return f
 	}
 	data, err := channelBindingData(cbType, cfg.TLS, cfg.ServerCertDER)
 	if err != nil || len(data) == 0 {
-		return failure("not-authorized", "channel binding type "+strconv.Quote(cbType)+" unavailable on this connection")
+		f := failure("not-authorized", "channel binding type "+strconv.Quote(cbType)+" unavailable on this connection")
+		f.ChannelBindingMismatch = true
+		return f
 	}
 	sc.cbData = data
 	return nil

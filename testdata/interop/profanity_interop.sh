@@ -42,10 +42,11 @@ launch() { # NAME USER PASS
 	waitfor "prof:$1" "$2@$D.*(logged in|connected)" 15
 }
 
-t0=$(date +%s.%N)
+t0=${EPOCHREALTIME/./}
+elapsed() { local us=$((${EPOCHREALTIME/./} - t0)); printf '%d.%03ds' $((us / 1000000)) $((us / 1000 % 1000)); }
 launch a "$UA" "$PA" || exit 1
 launch b "$UB" "$PB" || exit 1
-echo "profanity: both logged in after $(echo "$(date +%s.%N) - $t0" | bc)s"
+echo "profanity: both logged in after $(elapsed)"
 
 # A new chat opens in window 2 with a notice in the current one: show it.
 showchat() { # WINDOW FROM TEXT
@@ -63,4 +64,4 @@ echo "profanity: A shows: $(screen prof:a | grep -m1 -o ".*pong $TOK.*" | sed 's
 
 for w in a b; do tm send-keys -t "prof:$w" "/quit" Enter; done
 sleep 0.5
-echo "profanity: OK in $(echo "$(date +%s.%N) - $t0" | bc)s"
+echo "profanity: OK in $(elapsed)"
