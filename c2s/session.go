@@ -92,6 +92,9 @@ func (s *Session) Available() (bool, int) {
 
 // serve runs the connection to its end.
 func (s *Session) serve(ctx context.Context, directTLS bool) {
+	// Work done for this session (handlers, storage calls) stops with it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	defer s.finish(ctx)
 	s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.AuthTimeout))
 	if directTLS {

@@ -57,7 +57,7 @@ type C2SConfig struct {
 	RequireTLS        bool     `toml:"require_tls"`         // refuse SASL before TLS
 	MaxStanzaSize     int      `toml:"max_stanza_size"`     // bytes, after authentication
 	PreAuthStanzaSize int      `toml:"preauth_stanza_size"` // bytes, before authentication
-	AuthTimeout       Duration `toml:"auth_timeout"`        // from connect to successful SASL
+	AuthTimeout       Duration `toml:"auth_timeout"`        // from connect to a bound resource
 	MaxAuthFailures   int      `toml:"max_auth_failures"`   // failed SASL attempts before the stream is closed
 	QueueSize         int      `toml:"queue_size"`          // per-session outbound queue, in stanzas
 }

@@ -1,0 +1,172 @@
+package c2s
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/stanza"
+	"github.com/xmppd/xmppd/xeps"
+)
+
+// discardConn is a connection whose writes vanish: the benchmark measures
+// our work, not the kernel's.
+type discardConn struct {
+	net.Conn
+	written atomic.Int64
+	writes  atomic.Int64
+}
+
+func (c *discardConn) Write(b []byte) (int, error) {
+	c.written.Add(int64(len(b)))
+	c.writes.Add(1)
+	return len(b), nil
+}
+func (c *discardConn) Read([]byte) (int, error)         { select {} }
+func (c *discardConn) Close() error                     { return nil }
+func (c *discardConn) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+func (c *discardConn) SetDeadline(time.Time) error      { return nil }
+func (c *discardConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *discardConn) SetWriteDeadline(time.Time) error { return nil }
+
+// boundSession registers a session for full without negotiating a stream.
+func boundSession(t testing.TB, srv *Server, full string, conn net.Conn) *Session {
+	s := newSession(srv, conn)
+	addr, err := stanza.ParseJID(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr, s.full = addr, full
+	s.presence.Store(1000)
+	srv.bind(s)
+	return s
+}
+
+func newBenchServer(queue int) (*Server, *router.Router) {
+	host := xeps.NewHost(xeps.Config{Domains: []string{"localhost"}})
+	srv := New(Config{Domains: []string{"localhost"}, QueueSize: queue})
+	rt := router.New(host, srv, nil, nil)
+	srv.SetRouter(rt)
+	return srv, rt
+}
+
+// BenchmarkMessageDecodeRouteEncode is one chat message's whole trip between
+// two local sessions: decoded from alice's stream, 'from' stamped, routed by
+// full JID, queued on bob's session, serialized and written by bob's writer.
+func BenchmarkMessageDecodeRouteEncode(b *testing.B) {
+	for _, target := range []string{"full", "bare"} {
+		b.Run("to="+target, func(b *testing.B) {
+			srv, rt := newBenchServer(1 << 14)
+			conn := &discardConn{}
+			bob := boundSession(b, srv, "bob@localhost/phone", conn)
+			to := "bob@localhost/phone"
+			if target == "bare" {
+				to = "bob@localhost"
+			}
+			msg := fmt.Sprintf(`<message to='%s' type='chat' id='8e4c6b2a-1'><body>Hello Bob, this is a message of ordinary length for a chat.</body><active xmlns='http://jabber.org/protocol/chatstates'/><request xmlns='urn:xmpp:receipts'/><origin-id xmlns='urn:xmpp:sid:0' id='8e4c6b2a-1'/></message>`, to)
+			const batch = 1000
+			in := []byte(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>` + strings.Repeat(msg, batch))
+			ctx := context.Background()
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; {
+				dec := stanza.NewDecoder(bytes.NewReader(in), stanza.DefaultLimits)
+				if _, err := dec.ReadHeader(); err != nil {
+					b.Fatal(err)
+				}
+				for j := 0; j < batch && i < b.N; j, i = j+1, i+1 {
+					el, err := dec.Next()
+					if err != nil {
+						b.Fatal(err)
+					}
+					el.Set("from", "alice@localhost/laptop")
+					rt.Route(ctx, el)
+				}
+				waitDrained(b, bob)
+			}
+			waitDrained(b, bob)
+			b.StopTimer()
+			if conn.written.Load() < int64(b.N)*int64(len(msg)) {
+				b.Fatalf("bob's connection got %d bytes for %d messages", conn.written.Load(), b.N)
+			}
+			b.ReportMetric(float64(b.N)/float64(conn.writes.Load()), "msgs/write")
+		})
+	}
+}
+
+func waitDrained(b *testing.B, s *Session) {
+	for {
+		s.qmu.Lock()
+		idle := len(s.queue) == 0 && !s.writing
+		closing := s.closing
+		s.qmu.Unlock()
+		if closing {
+			b.Fatal("session closed: the queue overflowed")
+		}
+		if idle {
+			return
+		}
+		time.Sleep(10 * time.Microsecond)
+	}
+}
+
+// TestRegistryConcurrent binds, looks up and unbinds sessions from many
+// goroutines at once: run with -race, it checks the sharded registry.
+func TestRegistryConcurrent(t *testing.T) {
+	srv, _ := newBenchServer(16)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				full := fmt.Sprintf("user%d@localhost/r%d", i%10, g)
+				s := boundSession(t, srv, full, &discardConn{})
+				if srv.Session(full) != s {
+					t.Errorf("%s not found after bind", full)
+					return
+				}
+				var buf [8]router.Session
+				if len(srv.Sessions(fmt.Sprintf("user%d@localhost", i%10), buf[:0])) == 0 {
+					t.Errorf("no sessions for the bare JID of %s", full)
+					return
+				}
+				srv.unbind(s)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < 10; i++ {
+		var buf [8]router.Session
+		if n := len(srv.Sessions(fmt.Sprintf("user%d@localhost", i), buf[:0])); n != 0 {
+			t.Fatalf("user%d still has %d sessions", i, n)
+		}
+	}
+}
+
+// TestBindConflictReturnsOld: binding a taken full JID hands back the old
+// session so the caller can close it with <conflict/>.
+func TestBindConflictReturnsOld(t *testing.T) {
+	srv, _ := newBenchServer(16)
+	old := boundSession(t, srv, "alice@localhost/phone", &discardConn{})
+	s := newSession(srv, &discardConn{})
+	s.addr, s.full = old.addr, old.full
+	if got := srv.bind(s); got != old {
+		t.Fatalf("bind returned %v, want the old session", got)
+	}
+	if srv.Session("alice@localhost/phone") != s {
+		t.Fatal("the new session does not own the JID")
+	}
+	srv.unbind(old) // a late unbind of the loser must not remove the winner
+	if srv.Session("alice@localhost/phone") != s {
+		t.Fatal("unbinding the old session removed the new one")
+	}
+}

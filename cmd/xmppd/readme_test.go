@@ -1,0 +1,55 @@
+package main
+
+import (
+	"os"
+	"regexp"
+	"slices"
+	"testing"
+
+	"github.com/xmppd/xmppd/xeps/disco"
+	"github.com/xmppd/xmppd/xeps/entitytime"
+	"github.com/xmppd/xmppd/xeps/ping"
+	swversion "github.com/xmppd/xmppd/xeps/version"
+)
+
+// coreXEPs are implemented outside the module list, by the listeners and the
+// SASL code.
+var coreXEPs = []string{
+	"0368", // Direct TLS listener (c2s)
+	"0440", // channel-binding types in the SASL features (c2s/auth)
+}
+
+// moduleXEPs maps each module's name to its package's XEP constant. A module
+// added to modules.go without an entry here fails the test, so the README's
+// list cannot fall behind the code.
+var moduleXEPs = map[string]string{
+	"ping":    ping.XEP,
+	"version": swversion.XEP,
+	"time":    entitytime.XEP,
+	"disco":   disco.XEP,
+}
+
+func TestREADMESpecs(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Clone(coreXEPs)
+	for _, m := range modules() {
+		x, ok := moduleXEPs[m.Name()]
+		if !ok {
+			t.Errorf("module %q has no entry in moduleXEPs", m.Name())
+			continue
+		}
+		want = append(want, x)
+	}
+	var listed []string
+	for _, m := range regexp.MustCompile(`(?m)^- XEP-(\d{4}):`).FindAllSubmatch(readme, -1) {
+		listed = append(listed, string(m[1]))
+	}
+	slices.Sort(want)
+	slices.Sort(listed)
+	if !slices.Equal(want, slices.Compact(listed)) {
+		t.Errorf("README lists XEPs %v, the code implements %v", listed, want)
+	}
+}
