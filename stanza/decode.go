@@ -236,28 +236,37 @@ func (d *Decoder) Next() (*Element, error) {
 	return d.element()
 }
 
-// element reads one element (the '<' already consumed) and everything inside it.
-func (d *Decoder) element() (*Element, error) {
-	mark := len(d.bind)
-	qname, self, err := d.startTag()
-	if err != nil {
-		return nil, err
+// open is an element whose end tag is still to come.
+type open struct {
+	el    *Element
+	qname string
+	mark  int // namespace bindings in scope before it
+}
+
+// startElement reads a start tag (its '<' consumed) and resolves its names.
+// self reports an empty-element tag, whose bindings are already dropped.
+func (d *Decoder) startElement() (o open, self bool, err error) {
+	o.mark = len(d.bind)
+	if o.qname, self, err = d.startTag(); err != nil {
+		return o, false, err
 	}
-	root, err := d.resolve(qname)
-	if err != nil {
-		return nil, err
+	if o.el, err = d.resolve(o.qname); err != nil {
+		return o, false, err
 	}
 	if self {
-		d.bind = d.bind[:mark]
-		return root, nil
+		d.bind = d.bind[:o.mark]
 	}
-	type open struct {
-		el    *Element
-		qname string
-		mark  int
+	return o, self, nil
+}
+
+// element reads one element (the '<' already consumed) and everything inside it.
+func (d *Decoder) element() (*Element, error) {
+	root, self, err := d.startElement()
+	if err != nil || self {
+		return root.el, err
 	}
 	stack := make([]open, 1, 8)
-	stack[0] = open{root, qname, mark}
+	stack[0] = root
 	for {
 		c, err := d.next()
 		if err != nil {
@@ -288,7 +297,7 @@ func (d *Decoder) element() (*Element, error) {
 			d.bind = d.bind[:top.mark]
 			stack = stack[:len(stack)-1]
 			if len(stack) == 0 {
-				return root, nil
+				return root.el, nil
 			}
 		case '!':
 			text, err := d.cdata()
@@ -303,20 +312,13 @@ func (d *Decoder) element() (*Element, error) {
 			if len(stack) >= d.lim.MaxDepth {
 				return nil, &StreamError{Condition: "policy-violation", Text: "elements nested deeper than " + strconv.Itoa(d.lim.MaxDepth)}
 			}
-			m := len(d.bind)
-			qn, self, err := d.startTag()
+			child, self, err := d.startElement()
 			if err != nil {
 				return nil, err
 			}
-			child, err := d.resolve(qn)
-			if err != nil {
-				return nil, err
-			}
-			top.el.Nodes = append(top.el.Nodes, Node{Elem: child})
-			if self {
-				d.bind = d.bind[:m]
-			} else {
-				stack = append(stack, open{child, qn, m})
+			top.el.Nodes = append(top.el.Nodes, Node{Elem: child.el})
+			if !self {
+				stack = append(stack, child)
 			}
 		}
 	}
