@@ -88,7 +88,7 @@ func BenchmarkMessageDecodeRouteEncode(b *testing.B) {
 						b.Fatal(err)
 					}
 					el.Set("from", "alice@localhost/laptop")
-					rt.Route(ctx, el)
+					rt.RouteFromClient(ctx, el)
 				}
 				waitDrained(b, bob)
 			}

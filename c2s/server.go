@@ -23,7 +23,7 @@ import (
 
 // Router is where bound sessions hand their stanzas. *router.Router implements it.
 type Router interface {
-	Route(ctx context.Context, el *stanza.Element)
+	RouteFromClient(ctx context.Context, el *stanza.Element)
 }
 
 // Config is everything a c2s Server needs. cmd/xmppd fills it from the config file.

@@ -147,7 +147,7 @@ func (s *Session) finish(ctx context.Context) {
 		if wasAvailable {
 			// An unclean disconnect must still tell everyone the resource is gone (RFC 6121 §4.6.1).
 			un := stanza.New(stanza.NSClient, "presence").Set("type", "unavailable").Set("from", s.full)
-			s.srv.cfg.Router.Route(ctx, un)
+			s.srv.cfg.Router.RouteFromClient(ctx, un)
 		}
 		if s.srv.cfg.OnClosed != nil {
 			s.srv.cfg.OnClosed(ctx, s)
@@ -578,7 +578,7 @@ func (s *Session) readStanzas(ctx context.Context) error {
 			s.trackPresence(el)
 		}
 		s.log.Debug("stanza", "kind", el.Local, "type", el.Get("type"))
-		s.srv.cfg.Router.Route(ctx, el)
+		s.srv.cfg.Router.RouteFromClient(ctx, el)
 	}
 }
 

@@ -54,6 +54,61 @@ func New(host *xeps.Host, sessions LocalSessions, remote Remote, log *slog.Logge
 	return &Router{host: host, sessions: sessions, remote: remote, log: log}
 }
 
+// RouteFromClient is the entry for stanzas a local client sent, their 'from'
+// stamped with the session's full JID. Presence goes to the presence module's
+// outbound processing (RFC 6121 §3, §4); everything else passes the outbound
+// filters (blocking) and is routed.
+func (r *Router) RouteFromClient(ctx context.Context, el *stanza.Element) {
+	if el.Local == "presence" {
+		if h := r.host.OutboundPresence(); h != nil {
+			from, err := stanza.ParseJID(el.Get("from"))
+			if err != nil {
+				return
+			}
+			var to stanza.JID
+			if s := el.Get("to"); s != "" {
+				if to, err = stanza.ParseJID(s); err != nil {
+					r.bounce(ctx, el, stanza.Errorf("jid-malformed", "the 'to' address is not a valid JID"))
+					return
+				}
+			}
+			h(ctx, el, from, to)
+			return
+		}
+	}
+	if r.host.HasFilters() && el.Get("to") != "" {
+		if r.filtered(ctx, el, xeps.Outbound) {
+			return
+		}
+	}
+	r.Route(ctx, el)
+}
+
+// filtered runs the host's filters on el; true means it was stopped (and
+// bounced if the filter asked for it).
+func (r *Router) filtered(ctx context.Context, el *stanza.Element, dir xeps.Direction) bool {
+	from, err1 := stanza.ParseJID(el.Get("from"))
+	to, err2 := stanza.ParseJID(el.Get("to"))
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	drop, bounce := r.host.Filter(ctx, el, from, to, dir)
+	if drop && bounce != nil {
+		r.bounce(ctx, el, bounce)
+	}
+	return drop
+}
+
+// isSubscription reports presence types handled by the inbound presence
+// processing of the recipient's server (RFC 6121 §3, §4.3).
+func isSubscription(typ string) bool {
+	switch typ {
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe":
+		return true
+	}
+	return false
+}
+
 // Route delivers one stanza whose 'from' the caller has already stamped (c2s)
 // or checked (s2s). An empty 'to' means the sender's own account
 // (RFC 6120 §10.3), except for presence, which is then a broadcast.
@@ -75,12 +130,24 @@ func (r *Router) Route(ctx context.Context, el *stanza.Element) {
 		r.bounce(ctx, el, stanza.NewError("remote-server-not-found"))
 		return
 	}
-	switch {
-	case to.Localpart() == "":
+	if to.Localpart() == "" {
 		r.toServer(ctx, el, to)
-	case to.Resourcepart() == "":
+		return
+	}
+	if r.host.HasFilters() && r.filtered(ctx, el, xeps.Inbound) {
+		return
+	}
+	if el.Local == "presence" && isSubscription(el.Get("type")) {
+		if h := r.host.InboundPresence(); h != nil {
+			if from, err := stanza.ParseJID(el.Get("from")); err == nil {
+				h(ctx, el, from, to)
+			}
+			return
+		}
+	}
+	if to.Resourcepart() == "" {
 		r.toBare(ctx, el, to)
-	default:
+	} else {
 		r.toFull(ctx, el, to)
 	}
 }
@@ -212,8 +279,11 @@ func (r *Router) messageToBare(ctx context.Context, el *stanza.Element, to stanz
 	if typ == "headline" {
 		return // never bounced, never stored
 	}
-	// No available resource: the offline module (issue 3) will store chat and
-	// normal messages here; until then the sender learns it was not delivered.
+	// No available resource: chat and normal messages are offered for
+	// storage (XEP-0160); what nobody takes is refused (§8.5.2.2.1).
+	if typ != "groupchat" && r.host.Undeliverable(ctx, el, to) {
+		return
+	}
 	r.bounce(ctx, el, stanza.NewError("service-unavailable"))
 }
 

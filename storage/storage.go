@@ -400,7 +400,7 @@ func (db *DB) SetCredentials(ctx context.Context, domain, local string, c Creden
 }
 
 // DeleteUser removes the account and, in the same transaction, the user's
-// data in every KeyValue store: the key equal to the bare JID and keys
+// data in every KeyValue store and Archive: the key equal to the bare JID and keys
 // starting with the bare JID followed by NUL (UserKeyPrefix) or "/".
 // Data keyed differently (e.g. by another user's JID) is not touched.
 func (db *DB) DeleteUser(ctx context.Context, domain, local string) error {
@@ -417,7 +417,7 @@ func (db *DB) DeleteUser(ctx context.Context, domain, local string) error {
 			return err
 		}
 		return tx.ForEach(func(name []byte, kb *bolt.Bucket) error {
-			if !bytes.HasPrefix(name, []byte(kvPrefix)) {
+			if !bytes.HasPrefix(name, []byte(kvPrefix)) && !bytes.HasPrefix(name, []byte(archivePrefix)) {
 				return nil
 			}
 			return deleteUserKeys(kb, key)

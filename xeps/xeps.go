@@ -81,6 +81,7 @@ type Host struct {
 	identities      []Identity
 	onBound         []func(context.Context, Session)
 	onClosed        []func(context.Context, Session)
+	hooks           hooks
 
 	send func(context.Context, *stanza.Element) // set once by SetSender before serving
 }

@@ -1,0 +1,149 @@
+package xeps
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/xmppd/xmppd/stanza"
+	"github.com/xmppd/xmppd/storage"
+)
+
+// The hooks are a closed, typed set: one Go func type each, run in
+// registration order. The router and the presence module fire them; modules
+// register in Register.
+
+// Direction says which way a filtered stanza travels relative to our users.
+type Direction int
+
+const (
+	// Outbound: sent by a local client, before it is routed.
+	Outbound Direction = iota
+	// Inbound: about to be delivered to a local user (a session or storage).
+	Inbound
+)
+
+// FilterFunc sees every stanza sent by a local client (Outbound) and every
+// stanza about to reach a local user (Inbound). It returns drop to stop the
+// stanza; with a non-nil bounce the sender also gets that error. Blocking
+// (XEP-0191) is a filter.
+type FilterFunc func(ctx context.Context, el *stanza.Element, from, to stanza.JID, dir Direction) (drop bool, bounce *stanza.Error)
+
+// PresenceFunc handles a presence stanza. For outbound presence, to is the
+// zero JID when the client sent no 'to' (a broadcast).
+type PresenceFunc func(ctx context.Context, el *stanza.Element, from, to stanza.JID)
+
+// UndeliverableFunc is offered a message for a local user with no available
+// resource; it returns true when it took the message (stored it offline).
+type UndeliverableFunc func(ctx context.Context, el *stanza.Element, to stanza.JID) bool
+
+// ResourceFunc is told about a resource of a local user: on OnAvailable when
+// it sent its initial presence, on OnUnavailable when it became unavailable
+// (last is true when the user has no available resource left).
+type ResourceFunc func(ctx context.Context, full stanza.JID, last bool)
+
+type hooks struct {
+	filters        []FilterFunc
+	outPresence    PresenceFunc
+	inPresence     PresenceFunc
+	undeliverable  []UndeliverableFunc
+	available      []ResourceFunc
+	unavailable    []ResourceFunc
+	streamFeatures []*stanza.Element
+}
+
+// OnFilter adds a stanza filter.
+func (h *Host) OnFilter(fn FilterFunc) { h.hooks.filters = append(h.hooks.filters, fn) }
+
+// HandleOutboundPresence makes fn the handler of all presence local clients
+// send (RFC 6121 outbound processing: broadcast, directed presence,
+// subscription requests). There is one: registering a second panics.
+func (h *Host) HandleOutboundPresence(fn PresenceFunc) {
+	if h.hooks.outPresence != nil {
+		panic(fmt.Sprintf("xeps: module %s registers a second outbound presence handler", h.module))
+	}
+	h.hooks.outPresence = fn
+}
+
+// HandleInboundPresence makes fn the handler of presence stanzas of the
+// subscription types and probes addressed to local users (RFC 6121 inbound
+// processing). There is one: registering a second panics.
+func (h *Host) HandleInboundPresence(fn PresenceFunc) {
+	if h.hooks.inPresence != nil {
+		panic(fmt.Sprintf("xeps: module %s registers a second inbound presence handler", h.module))
+	}
+	h.hooks.inPresence = fn
+}
+
+// OnUndeliverable adds a taker of messages that found no available resource.
+func (h *Host) OnUndeliverable(fn UndeliverableFunc) {
+	h.hooks.undeliverable = append(h.hooks.undeliverable, fn)
+}
+
+// OnAvailable runs fn when a resource sends its initial presence.
+func (h *Host) OnAvailable(fn ResourceFunc) { h.hooks.available = append(h.hooks.available, fn) }
+
+// OnUnavailable runs fn when a resource stops being available.
+func (h *Host) OnUnavailable(fn ResourceFunc) {
+	h.hooks.unavailable = append(h.hooks.unavailable, fn)
+}
+
+// StreamFeature adds an element to the <stream:features/> of authenticated
+// streams (roster versioning, pre-approval, entity capabilities).
+func (h *Host) StreamFeature(el *stanza.Element) {
+	h.hooks.streamFeatures = append(h.hooks.streamFeatures, el)
+}
+
+// StreamFeatures lists what modules added with StreamFeature, in order.
+func (h *Host) StreamFeatures() []*stanza.Element { return h.hooks.streamFeatures }
+
+// HasFilters reports whether any filter is registered, so the router can skip
+// parsing addresses for them.
+func (h *Host) HasFilters() bool { return len(h.hooks.filters) > 0 }
+
+// Filter runs the filters; the first that drops decides.
+func (h *Host) Filter(ctx context.Context, el *stanza.Element, from, to stanza.JID, dir Direction) (bool, *stanza.Error) {
+	for _, f := range h.hooks.filters {
+		if drop, bounce := f(ctx, el, from, to, dir); drop {
+			return true, bounce
+		}
+	}
+	return false, nil
+}
+
+// OutboundPresence returns the outbound presence handler, or nil.
+func (h *Host) OutboundPresence() PresenceFunc { return h.hooks.outPresence }
+
+// InboundPresence returns the inbound presence handler, or nil.
+func (h *Host) InboundPresence() PresenceFunc { return h.hooks.inPresence }
+
+// Undeliverable offers el to the OnUndeliverable hooks; true when one took it.
+func (h *Host) Undeliverable(ctx context.Context, el *stanza.Element, to stanza.JID) bool {
+	for _, fn := range h.hooks.undeliverable {
+		if fn(ctx, el, to) {
+			return true
+		}
+	}
+	return false
+}
+
+// ResourceAvailable runs the OnAvailable hooks (the presence module calls it).
+func (h *Host) ResourceAvailable(ctx context.Context, full stanza.JID) {
+	for _, fn := range h.hooks.available {
+		fn(ctx, full, false)
+	}
+}
+
+// ResourceUnavailable runs the OnUnavailable hooks (the presence module calls it).
+func (h *Host) ResourceUnavailable(ctx context.Context, full stanza.JID, last bool) {
+	for _, fn := range h.hooks.unavailable {
+		fn(ctx, full, last)
+	}
+}
+
+// UserExists reports whether a local account exists.
+func (h *Host) UserExists(ctx context.Context, domain, local string) (bool, error) {
+	return h.cfg.DB.UserExists(ctx, domain, local)
+}
+
+// Archive returns the named per-user ordered store. Modules ask for it in Register.
+func (h *Host) Archive(name string) *storage.Archive { return h.cfg.DB.Archive(name) }
