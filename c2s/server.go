@@ -44,6 +44,9 @@ type Config struct {
 	Throttle    *auth.Throttle // per-account and per-address failure delays; nil = none
 
 	Router Router
+	// Features lists extra <stream:features/> children offered once the
+	// stream is authenticated (roster versioning, caps, ...); may be nil.
+	Features func() []*stanza.Element
 	// OnBound and OnClosed run when a session binds a resource and when a bound session ends.
 	OnBound, OnClosed func(ctx context.Context, s *Session)
 

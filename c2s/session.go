@@ -277,6 +277,11 @@ func (s *Session) appendFeatures(b []byte) []byte {
 		// RFC 6121 dropped session establishment; old clients still ask (RFC 6121 §1.4 of 3921bis).
 		sess := stanza.New(stanza.NSSession, "session").Append(stanza.New(stanza.NSSession, "optional"))
 		b = sess.AppendXML(b, stanza.NSStream)
+		if cfg.Features != nil {
+			for _, f := range cfg.Features() {
+				b = f.AppendXML(b, stanza.NSStream)
+			}
+		}
 	}
 	return append(b, "</stream:features>"...)
 }

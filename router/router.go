@@ -152,6 +152,51 @@ func (r *Router) Route(ctx context.Context, el *stanza.Element) {
 	}
 }
 
+// Deliver hands a stanza straight to a local user's sessions, with none of
+// Route's processing (no filters, no presence hooks, no offline storage): to
+// a full JID, that session if bound; to a bare JID, presence to every
+// available resource and messages by the rules of messageToBare minus
+// storage; IQs to a bare JID are not delivered. Modules use it (through
+// xeps.Host.Deliver) for what they have already processed: roster pushes,
+// subscription requests, presence broadcasts, stored messages.
+// It reports whether at least one session took the stanza.
+func (r *Router) Deliver(ctx context.Context, el *stanza.Element) bool {
+	to, err := stanza.ParseJID(el.Get("to"))
+	if err != nil || !r.host.IsLocal(to.Domainpart()) || to.Localpart() == "" {
+		return false
+	}
+	if to.Resourcepart() != "" {
+		if s := r.sessions.Session(to.String()); s != nil {
+			return s.Deliver(el)
+		}
+		return false
+	}
+	var buf [8]Session
+	sessions := r.sessions.Sessions(to.String(), buf[:0])
+	delivered := false
+	switch el.Local {
+	case "presence":
+		for _, s := range sessions {
+			if ok, _ := s.Available(); ok {
+				delivered = s.Deliver(el) || delivered
+			}
+		}
+	case "message":
+		best := -1
+		for _, s := range sessions {
+			if ok, prio := s.Available(); ok && prio > best {
+				best = prio
+			}
+		}
+		for _, s := range sessions {
+			if ok, prio := s.Available(); ok && best >= 0 && prio == best {
+				delivered = s.Deliver(el) || delivered
+			}
+		}
+	}
+	return delivered
+}
+
 // routeNoTo handles a stanza without 'to' (RFC 6120 §10.3): it is for the sender's account.
 func (r *Router) routeNoTo(ctx context.Context, el *stanza.Element) {
 	from, err := stanza.ParseJID(el.Get("from"))

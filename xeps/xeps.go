@@ -83,7 +83,8 @@ type Host struct {
 	onClosed        []func(context.Context, Session)
 	hooks           hooks
 
-	send func(context.Context, *stanza.Element) // set once by SetSender before serving
+	send    func(context.Context, *stanza.Element)      // set once by SetSender before serving
+	deliver func(context.Context, *stanza.Element) bool // set once by SetDeliverer before serving
 }
 
 // NewHost returns an empty Host.
@@ -181,6 +182,18 @@ func (h *Host) Send(ctx context.Context, el *stanza.Element) {
 		h.send(ctx, el)
 	}
 }
+
+// Deliver hands a stanza straight to a local user's sessions, skipping the
+// routing hooks (see router.Router.Deliver). It reports whether a session took it.
+func (h *Host) Deliver(ctx context.Context, el *stanza.Element) bool {
+	if h.deliver == nil {
+		return false
+	}
+	return h.deliver(ctx, el)
+}
+
+// SetDeliverer connects Deliver to the router, before serving.
+func (h *Host) SetDeliverer(deliver func(context.Context, *stanza.Element) bool) { h.deliver = deliver }
 
 // SetSender connects Send to the router. cmd/xmppd wires it once, before any
 // listener starts, so the stanza path reads it without a lock.

@@ -110,6 +110,7 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 		QueueSize:       cfg.C2S.QueueSize,
 		Credentials:     db,
 		Throttle:        auth.NewThrottle(250*time.Millisecond, 5*time.Second),
+		Features:        host.StreamFeatures,
 		OnBound:         func(ctx context.Context, sess *c2s.Session) { host.SessionBound(ctx, sess) },
 		OnClosed:        func(ctx context.Context, sess *c2s.Session) { host.SessionClosed(ctx, sess) },
 		Logger:          log.With("component", "c2s"),
@@ -117,6 +118,7 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 	rt := router.New(host, s.c2s, nil, log.With("component", "router"))
 	s.c2s.SetRouter(rt)
 	host.SetSender(rt.Route)
+	host.SetDeliverer(rt.Deliver)
 
 	for _, l := range []struct {
 		addrs  []string
