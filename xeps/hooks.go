@@ -49,6 +49,7 @@ type hooks struct {
 	available      []ResourceFunc
 	unavailable    []ResourceFunc
 	streamFeatures []*stanza.Element
+	roster         RosterReader
 }
 
 // OnFilter adds a stanza filter.
@@ -147,3 +148,29 @@ func (h *Host) UserExists(ctx context.Context, domain, local string) (bool, erro
 
 // Archive returns the named per-user ordered store. Modules ask for it in Register.
 func (h *Host) Archive(name string) *storage.Archive { return h.cfg.DB.Archive(name) }
+
+// RosterReader answers questions about users' rosters for modules that need
+// them (last activity and vCard visibility, blocking). The roster module
+// provides it; without one every subscription is "none".
+type RosterReader interface {
+	// Subscription returns the state of user's roster item for contact:
+	// "none", "to", "from" or "both" (bare JIDs).
+	Subscription(ctx context.Context, user, contact stanza.JID) (string, error)
+}
+
+type noRoster struct{}
+
+func (noRoster) Subscription(context.Context, stanza.JID, stanza.JID) (string, error) {
+	return "none", nil
+}
+
+// ProvideRoster makes r the answer to Roster(); the roster module calls it.
+func (h *Host) ProvideRoster(r RosterReader) { h.hooks.roster = r }
+
+// Roster returns the roster reader, never nil.
+func (h *Host) Roster() RosterReader {
+	if h.hooks.roster == nil {
+		return noRoster{}
+	}
+	return h.hooks.roster
+}

@@ -86,7 +86,7 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 	}
 
 	host := xeps.NewHost(xeps.Config{Domains: cfg.Domains, Logger: log, DB: db})
-	mods := modules()
+	mods := modules(cfg)
 	if err := host.Register(mods...); err != nil {
 		return nil, err
 	}
