@@ -43,6 +43,9 @@ type Error struct {
 	Type      string
 	Condition string
 	Text      string
+	// App is an optional application-specific condition element
+	// (RFC 6120 §8.3.2), e.g. XEP-0191's <blocked/>.
+	App *Element
 }
 
 // NewError returns the error for condition with its usual type.
@@ -74,6 +77,9 @@ func (e *Error) Element() *Element {
 	el.Append(New(NSStanzas, e.Condition))
 	if e.Text != "" {
 		el.Append(New(NSStanzas, "text").AppendText(e.Text))
+	}
+	if e.App != nil {
+		el.Append(e.App)
 	}
 	return el
 }

@@ -18,7 +18,9 @@ package main
 // and captures it, or must equal the value captured earlier under that name
 // ("${*}" matches anything and captures nothing);
 // after a login ${alice} is alice's full JID. Attribute order, namespace
-// prefixes and white space between elements do not matter. In a sends body,
+// prefixes and white space between elements do not matter. An expected
+// element whose last child is <etc xmlns='urn:xmppd:transcript'/> matches when
+// the children listed appear in that order among possibly more. In a sends body,
 // ${repeat:N:s} stands for s repeated N times.
 
 import (
@@ -128,6 +130,8 @@ func (tr *transcript) step(actor, verb, body string) {
 	}
 }
 
+const nsTranscript = "urn:xmppd:transcript"
+
 var repeatRE = regexp.MustCompile(`\$\{repeat:(\d+):([^}]*)\}`)
 var varRE = regexp.MustCompile(`\$\{([a-zA-Z0-9_*-]+)\}`)
 
@@ -226,6 +230,20 @@ func (tr *transcript) matchElement(w, g *stanza.Element) string {
 		}
 	}
 	wc, gc := w.Children(), g.Children()
+	if n := len(wc); n > 0 && wc[n-1].Is(nsTranscript, "etc") {
+		// The listed children, in order, among others.
+		wc = wc[:n-1]
+		j := 0
+		for _, c := range gc {
+			if j < len(wc) && tr.matchElement(wc[j], c) == "" {
+				j++
+			}
+		}
+		if j < len(wc) {
+			return fmt.Sprintf("<%s> lacks %s", g.Local, wc[j])
+		}
+		return ""
+	}
 	if len(wc) != len(gc) {
 		return fmt.Sprintf("<%s> has %d children, want %d", g.Local, len(gc), len(wc))
 	}

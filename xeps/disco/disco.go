@@ -5,6 +5,11 @@ package disco
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"slices"
+	"sort"
+	"strings"
 
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/xeps"
@@ -13,15 +18,20 @@ import (
 // XEP is the number of the extension this package implements.
 const XEP = "0030"
 
-// Namespaces of XEP-0030.
+// Namespaces of XEP-0030 and XEP-0115.
 const (
 	NSInfo  = "http://jabber.org/protocol/disco#info"
 	NSItems = "http://jabber.org/protocol/disco#items"
+	NSCaps  = "http://jabber.org/protocol/caps"
 )
 
-// Module answers disco#info and disco#items for the server and for accounts.
-// Register it after every module whose features it lists: it reads the Host
-// when answering, so the order only matters for readability.
+// CapsNode is the node of the server's entity capabilities (XEP-0115).
+const CapsNode = "https://github.com/xmppd/xmppd"
+
+// Module answers disco#info and disco#items for the server and for accounts,
+// and offers the server's entity capabilities (XEP-0115) in the stream
+// features. Register it LAST: the capabilities hash covers what the modules
+// before it registered.
 type Module struct{}
 
 var _ xeps.Module = Module{}
@@ -37,11 +47,16 @@ func (Module) Register(h *xeps.Host) error {
 	h.AdvertiseAccountFeature(NSInfo)
 	h.AdvertiseAccountFeature(NSItems)
 
+	h.AdvertiseFeature(NSCaps)
+	ver := CapsVer(h.Identities(), h.Features())
+	h.StreamFeature(stanza.New(NSCaps, "c").Set("hash", "sha-1").Set("node", CapsNode).Set("ver", ver))
+
 	h.HandleIQ("get", NSInfo, "query", xeps.ToServer, func(_ context.Context, iq *stanza.IQ) (*stanza.Element, error) {
-		if iq.Payload.Get("node") != "" {
+		node := iq.Payload.Get("node")
+		if node != "" && node != CapsNode+"#"+ver {
 			return nil, stanza.NewError("item-not-found")
 		}
-		q := stanza.New(NSInfo, "query")
+		q := stanza.New(NSInfo, "query").Set("node", node)
 		for _, id := range h.Identities() {
 			el := stanza.New(NSInfo, "identity").Set("category", id.Category).Set("type", id.Type).Set("name", id.Name)
 			q.Append(el)
@@ -75,4 +90,28 @@ func appendFeatures(q *stanza.Element, features []string) {
 	for _, f := range features {
 		q.Append(stanza.New(NSInfo, "feature").Set("var", f))
 	}
+}
+
+// CapsVer computes the XEP-0115 §5.1 verification string of an entity with
+// these identities and features (no extended forms).
+func CapsVer(ids []xeps.Identity, features []string) string {
+	idStrings := make([]string, len(ids))
+	for i, id := range ids {
+		// category/type/lang/name; we publish no xml:lang on identities.
+		idStrings[i] = id.Category + "/" + id.Type + "//" + id.Name
+	}
+	sort.Strings(idStrings)
+	fs := slices.Clone(features)
+	sort.Strings(fs)
+	var b strings.Builder
+	for _, s := range idStrings {
+		b.WriteString(s)
+		b.WriteByte('<')
+	}
+	for _, f := range slices.Compact(fs) {
+		b.WriteString(f)
+		b.WriteByte('<')
+	}
+	sum := sha1.Sum([]byte(b.String()))
+	return base64.StdEncoding.EncodeToString(sum[:])
 }

@@ -68,7 +68,8 @@ func parseInfo(t *testing.T, q *stanza.Element) info {
 	return in
 }
 
-// The module order does not matter: disco reads the Host when it answers.
+// The module order does not matter for disco#info: disco reads the Host when
+// it answers. (It does for the caps hash: see TestCapsNode.)
 func TestServerInfo(t *testing.T) {
 	for _, order := range [][]xeps.Module{{other, disco.Module{}}, {disco.Module{}, other}} {
 		h := xeps.NewHost(xeps.Config{Domains: []string{"localhost"}})
@@ -80,7 +81,7 @@ func TestServerInfo(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := parseInfo(t, q)
-		wantFeatures := []string{disco.NSInfo, disco.NSItems, "jabber:iq:a", "urn:z"}
+		wantFeatures := []string{disco.NSCaps, disco.NSInfo, disco.NSItems, "jabber:iq:a", "urn:z"}
 		if !slices.Equal(got.features, wantFeatures) {
 			t.Errorf("order %s first: features %q, want %q", order[0].Name(), got.features, wantFeatures)
 		}
@@ -148,5 +149,44 @@ func TestUnknownNode(t *testing.T) {
 	}
 	if disco.XEP != "0030" {
 		t.Errorf("XEP = %q", disco.XEP)
+	}
+}
+
+// TestCapsVerExample checks CapsVer against the simple generation example of
+// XEP-0115 §5.2 (Exodus, hash QgayPKawpkPSDYmwT/WM94uAlu0=).
+func TestCapsVerExample(t *testing.T) {
+	ids := []xeps.Identity{{Category: "client", Type: "pc", Name: "Exodus 0.9.1"}}
+	features := []string{"http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/disco#items",
+		"http://jabber.org/protocol/muc", "http://jabber.org/protocol/caps"}
+	if got, want := disco.CapsVer(ids, features), "QgayPKawpkPSDYmwT/WM94uAlu0="; got != want {
+		t.Fatalf("CapsVer = %s, want %s", got, want)
+	}
+}
+
+// TestCapsNode: the stream feature carries the hash of the server's disco#info,
+// and a disco#info query for node#ver answers with that node.
+func TestCapsNode(t *testing.T) {
+	h := xeps.NewHost(xeps.Config{Domains: []string{"localhost"}})
+	if err := h.Register(other, disco.Module{}); err != nil {
+		t.Fatal(err)
+	}
+	var c *stanza.Element
+	for _, f := range h.StreamFeatures() {
+		if f.Is(disco.NSCaps, "c") {
+			c = f
+		}
+	}
+	if c == nil {
+		t.Fatal("no caps stream feature")
+	}
+	if want := disco.CapsVer(h.Identities(), h.Features()); c.Get("ver") != want {
+		t.Fatalf("ver %s, want %s", c.Get("ver"), want)
+	}
+	q, err := query(t, h, disco.NSInfo, xeps.ToServer, disco.CapsNode+"#"+c.Get("ver"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Get("node") != disco.CapsNode+"#"+c.Get("ver") {
+		t.Fatalf("node %q", q.Get("node"))
 	}
 }
