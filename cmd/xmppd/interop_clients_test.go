@@ -15,6 +15,16 @@ import (
 	"time"
 )
 
+// ensureNodeModules runs `npm ci` in testdata/interop/js when @xmpp/client is missing.
+func ensureNodeModules(t *testing.T) {
+	t.Helper()
+	jsDir := filepath.Join(interopDir(t), "js")
+	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "@xmpp", "client")); err != nil {
+		npm := needTool(t, "npm")
+		runClient(t, 5*time.Minute, false, jsDir, nil, npm, "ci", "--no-audit", "--no-fund")
+	}
+}
+
 // TestInteropXmppJS: @xmpp/client 0.14.0 (xmpp.js, from npm) over xmpp://
 // (STARTTLS) and xmpps:// (Direct TLS). Runs `npm ci` when node_modules is
 // missing.
@@ -22,10 +32,7 @@ func TestInteropXmppJS(t *testing.T) {
 	timing(t)
 	node := needTool(t, "node")
 	jsDir := filepath.Join(interopDir(t), "js")
-	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "@xmpp", "client")); err != nil {
-		npm := needTool(t, "npm")
-		runClient(t, 5*time.Minute, false, jsDir, nil, npm, "ci", "--no-audit", "--no-fund")
-	}
+	ensureNodeModules(t)
 	s := startInteropServer(t)
 	alice, bob := s.Users["alice"], s.Users["bob"]
 	for _, tr := range []struct{ name, service string }{
