@@ -170,3 +170,59 @@ func TestBindConflictReturnsOld(t *testing.T) {
 		t.Fatal("unbinding the old session removed the new one")
 	}
 }
+
+// gateConn blocks every Write until the test lets it through.
+type gateConn struct {
+	discardConn
+	gate chan struct{}
+}
+
+func (c *gateConn) Write(b []byte) (int, error) {
+	<-c.gate
+	return c.discardConn.Write(b)
+}
+
+// TestDeliverWaitBacklog: a backlog larger than the queue reaches a client
+// that reads slowly, where plain Deliver would drop it as a slow consumer.
+func TestDeliverWaitBacklog(t *testing.T) {
+	srv, _ := newBenchServer(2)
+	conn := &gateConn{gate: make(chan struct{})}
+	s := boundSession(t, srv, "bob@localhost/phone", conn)
+	done := make(chan int)
+	go func() {
+		n := 0
+		for i := 0; i < 10; i++ {
+			el := stanza.New(stanza.NSClient, "message").Set("id", fmt.Sprint(i))
+			if s.DeliverWait(context.Background(), el) {
+				n++
+			}
+		}
+		done <- n
+	}()
+	go func() {
+		for i := 0; i < 10; i++ {
+			conn.gate <- struct{}{}
+		}
+	}()
+	select {
+	case n := <-done:
+		if n != 10 {
+			t.Fatalf("delivered %d of 10", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("DeliverWait did not finish")
+	}
+	if s.isClosing() {
+		t.Fatal("the session was closed as a slow consumer")
+	}
+	// Plain Deliver on a full queue is the slow-consumer path.
+	conn2 := &gateConn{gate: make(chan struct{})}
+	s2 := boundSession(t, srv, "bob@localhost/laptop", conn2)
+	for i := 0; i < 4; i++ {
+		s2.Deliver(stanza.New(stanza.NSClient, "message"))
+	}
+	if !s2.isClosing() {
+		t.Fatal("a full queue did not close the session")
+	}
+	close(conn2.gate)
+}

@@ -59,6 +59,7 @@ type Session struct {
 	writing    bool
 	closing    bool
 	closeErr   *stanza.StreamError
+	room       chan struct{} // closed by the writer when it empties the queue; see DeliverWait
 	writerDone chan struct{} // closed once the final frame is written (or failed)
 	doneOnce   sync.Once
 }
@@ -645,6 +646,41 @@ func (s *Session) Deliver(el *stanza.Element) bool {
 	return true
 }
 
+// DeliverWait queues el like Deliver, but when the queue is full it waits for
+// the writer to make room (until ctx ends) instead of treating the client as
+// slow. It is for bulk deliveries the client itself caused, run on its own
+// reader goroutine (offline messages after its initial presence), where
+// waiting only holds back that client.
+func (s *Session) DeliverWait(ctx context.Context, el *stanza.Element) bool {
+	for {
+		s.qmu.Lock()
+		if s.closing {
+			s.qmu.Unlock()
+			return false
+		}
+		if len(s.queue) < s.srv.cfg.QueueSize {
+			s.queue = append(s.queue, el)
+			start := !s.writing
+			s.writing = true
+			s.qmu.Unlock()
+			if start {
+				go s.flush()
+			}
+			return true
+		}
+		if s.room == nil {
+			s.room = make(chan struct{})
+		}
+		room := s.room
+		s.qmu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
 // CloseWithError ends the stream: queued stanzas are written, then the stream
 // error (if any) and </stream:stream>. Safe to call from any goroutine, more than once.
 func (s *Session) CloseWithError(se *stanza.StreamError) {
@@ -688,6 +724,10 @@ func (s *Session) flush() {
 		s.qmu.Lock()
 		batch := s.queue
 		s.queue = nil
+		if s.room != nil {
+			close(s.room) // DeliverWait callers may go on
+			s.room = nil
+		}
 		closing, se := s.closing, s.closeErr
 		if len(batch) == 0 && !closing {
 			s.writing = false

@@ -18,6 +18,9 @@ type Session interface {
 	// Deliver queues a stanza for the client without blocking. It reports
 	// false when the session is closing or cannot take more.
 	Deliver(el *stanza.Element) bool
+	// DeliverWait queues a stanza, waiting (until ctx ends) for room in a
+	// full queue rather than dropping the client as a slow consumer.
+	DeliverWait(ctx context.Context, el *stanza.Element) bool
 	// Available reports whether the client sent available presence, and its priority.
 	Available() (ok bool, priority int)
 }
@@ -195,6 +198,16 @@ func (r *Router) Deliver(ctx context.Context, el *stanza.Element) bool {
 		}
 	}
 	return delivered
+}
+
+// DeliverBacklog hands a stanza to one local full JID's session, waiting for
+// room in its queue instead of disconnecting it (see Session.DeliverWait):
+// for a backlog the session asked for, such as its offline messages.
+func (r *Router) DeliverBacklog(ctx context.Context, el *stanza.Element) bool {
+	if s := r.sessions.Session(el.Get("to")); s != nil {
+		return s.DeliverWait(ctx, el)
+	}
+	return false
 }
 
 // routeNoTo handles a stanza without 'to' (RFC 6120 §10.3): it is for the sender's account.

@@ -47,6 +47,8 @@ func (s *fakeSession) Deliver(el *stanza.Element) bool {
 	return true
 }
 
+func (s *fakeSession) DeliverWait(_ context.Context, el *stanza.Element) bool { return s.Deliver(el) }
+
 func (w *world) Sessions(bare string, buf []router.Session) []router.Session {
 	for _, s := range w.sessions {
 		if s.addr.Bare().String() == bare {

@@ -85,6 +85,7 @@ type Host struct {
 
 	send    func(context.Context, *stanza.Element)      // set once by SetSender before serving
 	deliver func(context.Context, *stanza.Element) bool // set once by SetDeliverer before serving
+	backlog func(context.Context, *stanza.Element) bool // set once by SetDeliverer before serving
 }
 
 // NewHost returns an empty Host.
@@ -192,8 +193,25 @@ func (h *Host) Deliver(ctx context.Context, el *stanza.Element) bool {
 	return h.deliver(ctx, el)
 }
 
+// DeliverBacklog hands a stanza to the session of its full 'to' JID and, when
+// that session's queue is full, waits for room (until ctx ends) instead of
+// dropping the client: for a backlog the client asked for, delivered on its
+// own goroutine (offline messages after its initial presence).
+func (h *Host) DeliverBacklog(ctx context.Context, el *stanza.Element) bool {
+	if h.backlog == nil {
+		return h.Deliver(ctx, el)
+	}
+	return h.backlog(ctx, el)
+}
+
 // SetDeliverer connects Deliver to the router, before serving.
 func (h *Host) SetDeliverer(deliver func(context.Context, *stanza.Element) bool) { h.deliver = deliver }
+
+// SetBacklogDeliverer connects DeliverBacklog to the router, before serving;
+// without it DeliverBacklog is Deliver.
+func (h *Host) SetBacklogDeliverer(backlog func(context.Context, *stanza.Element) bool) {
+	h.backlog = backlog
+}
 
 // SetSender connects Send to the router. cmd/xmppd wires it once, before any
 // listener starts, so the stanza path reads it without a lock.

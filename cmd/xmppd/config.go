@@ -24,11 +24,17 @@ import (
 // DefaultConfig holds every default; LoadConfig decodes a file over it, so a
 // key absent from the file keeps its default.
 type Config struct {
-	Domains []string  `toml:"domains"`  // served domains, normalised (PRECIS/IDNA) by LoadConfig
-	DataDir string    `toml:"data_dir"` // bbolt file, generated certificate, admin socket
-	Log     LogConfig `toml:"log"`
-	TLS     TLSConfig `toml:"tls"`
-	C2S     C2SConfig `toml:"c2s"`
+	Domains []string      `toml:"domains"`  // served domains, normalised (PRECIS/IDNA) by LoadConfig
+	DataDir string        `toml:"data_dir"` // bbolt file, generated certificate, admin socket
+	Log     LogConfig     `toml:"log"`
+	TLS     TLSConfig     `toml:"tls"`
+	C2S     C2SConfig     `toml:"c2s"`
+	Offline OfflineConfig `toml:"offline"`
+}
+
+// OfflineConfig configures storage of messages for users who are offline (XEP-0160).
+type OfflineConfig struct {
+	MaxMessages int `toml:"max_messages"` // per user; 0 disables offline storage
 }
 
 // LogConfig selects the slog handler.
@@ -95,6 +101,7 @@ const (
 	maxAuthFailures = 100
 	minQueueSize    = 8
 	maxQueueSize    = 65536
+	maxOffline      = 100000
 )
 
 // DefaultConfig returns the configuration `xmppd serve` runs with when no
@@ -114,6 +121,7 @@ func DefaultConfig() Config {
 			MaxAuthFailures:   3,
 			QueueSize:         256,
 		},
+		Offline: OfflineConfig{MaxMessages: 1000},
 	}
 }
 
@@ -335,6 +343,7 @@ func (c Config) Validate() error {
 	checkRange("c2s.preauth_stanza_size", c.C2S.PreAuthStanzaSize, minPreAuthSize, preAuthMax)
 	checkRange("c2s.max_auth_failures", c.C2S.MaxAuthFailures, minAuthFailures, maxAuthFailures)
 	checkRange("c2s.queue_size", c.C2S.QueueSize, minQueueSize, maxQueueSize)
+	checkRange("offline.max_messages", c.Offline.MaxMessages, 0, maxOffline)
 	if d := c.C2S.AuthTimeout.D(); d < minAuthTimeout {
 		add("c2s.auth_timeout: %s is below the minimum %s", d, minAuthTimeout)
 	} else if d > maxAuthTimeout {

@@ -78,6 +78,16 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("got %+v", c.TLS.Certificates)
 			}
 		}},
+		{"offline limit", "[offline]\nmax_messages = 5", func(t *testing.T, c Config) {
+			if c.Offline.MaxMessages != 5 {
+				t.Errorf("max_messages = %d", c.Offline.MaxMessages)
+			}
+		}},
+		{"offline storage off", "[offline]\nmax_messages = 0", func(t *testing.T, c Config) {
+			if c.Offline.MaxMessages != 0 {
+				t.Errorf("max_messages = %d", c.Offline.MaxMessages)
+			}
+		}},
 		{"json log", "[log]\nlevel = \"debug\"\nformat = \"json\"", func(t *testing.T, c Config) {
 			var buf bytes.Buffer
 			c.Logger(&buf).Debug("hello", "k", 1)
@@ -125,6 +135,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"auth_timeout too short", "[c2s]\nauth_timeout = \"10ms\"", []string{"c2s.auth_timeout: 10ms is below the minimum 1s"}},
 		{"negative queue", "[c2s]\nqueue_size = -1", []string{"c2s.queue_size: -1 is below the minimum 8"}},
 		{"max_auth_failures zero", "[c2s]\nmax_auth_failures = 0", []string{"c2s.max_auth_failures: 0 is below the minimum 1"}},
+		{"negative offline limit", "[offline]\nmax_messages = -1", []string{"offline.max_messages: -1 is below the minimum 0"}},
+		{"offline limit too large", "[offline]\nmax_messages = 100001", []string{"offline.max_messages: 100001 is above the maximum 100000"}},
+		{"unknown offline key", "[offline]\nmax = 1", []string{`unknown key "offline.max" (line 2)`}},
 		{"bad listen address", "[c2s]\nlisten = [\"5222\"]", []string{`c2s.listen: invalid address "5222"`}},
 		{"bad port", "[c2s]\nlisten = [\":http\"]", []string{"port must be a number"}},
 		{"address used twice", "[c2s]\nlisten = [\":5222\"]\ndirect_tls = [\":5222\"]", []string{`c2s.direct_tls: ":5222" is already used by c2s.listen`}},

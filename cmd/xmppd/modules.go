@@ -1,10 +1,17 @@
 package main
 
 import (
+	"github.com/xmppd/xmppd/presence"
+	"github.com/xmppd/xmppd/roster"
 	"github.com/xmppd/xmppd/xeps"
+	"github.com/xmppd/xmppd/xeps/blocking"
 	"github.com/xmppd/xmppd/xeps/disco"
 	"github.com/xmppd/xmppd/xeps/entitytime"
+	"github.com/xmppd/xmppd/xeps/lastactivity"
+	"github.com/xmppd/xmppd/xeps/offline"
 	"github.com/xmppd/xmppd/xeps/ping"
+	"github.com/xmppd/xmppd/xeps/private"
+	"github.com/xmppd/xmppd/xeps/vcard"
 	swversion "github.com/xmppd/xmppd/xeps/version"
 )
 
@@ -12,10 +19,14 @@ import (
 // startup (never a map: the order must not change between runs).
 func modules(cfg Config) []xeps.Module {
 	return []xeps.Module{
-		// RFC 6121 roster and presence (issue 3): roster line here, then presence.
-		// XEP-0160 offline messages (issue 3) here.
-		// XEP-0191 blocking, XEP-0054 vcard-temp, XEP-0049 private storage, XEP-0012 last activity (issue 3) here.
-		ping.Module{}, // XEP-0199: XMPP Ping
+		roster.New(),   // RFC 6121 §2-3 rosters and subscriptions, XEP-0237 roster versioning
+		presence.New(), // RFC 6121 §4 presence (needs roster before it)
+		offline.Module{MaxMessages: cfg.Offline.MaxMessages}, // XEP-0160: offline messages (with XEP-0203 delay, XEP-0334 hints)
+		blocking.Module{},     // XEP-0191: Blocking Command
+		vcard.Module{},        // XEP-0054: vcard-temp
+		private.Module{},      // XEP-0049: Private XML Storage
+		lastactivity.Module{}, // XEP-0012: Last Activity
+		ping.Module{},         // XEP-0199: XMPP Ping
 		swversion.Module{Software: "xmppd", Version: buildVersion()}, // XEP-0092: Software Version
 		entitytime.Module{}, // XEP-0202: Entity Time
 		disco.Module{},      // XEP-0030: Service Discovery (lists what the others registered)

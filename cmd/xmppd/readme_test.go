@@ -6,9 +6,15 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/xmppd/xmppd/roster"
+	"github.com/xmppd/xmppd/xeps/blocking"
 	"github.com/xmppd/xmppd/xeps/disco"
 	"github.com/xmppd/xmppd/xeps/entitytime"
+	"github.com/xmppd/xmppd/xeps/lastactivity"
+	"github.com/xmppd/xmppd/xeps/offline"
 	"github.com/xmppd/xmppd/xeps/ping"
+	"github.com/xmppd/xmppd/xeps/private"
+	"github.com/xmppd/xmppd/xeps/vcard"
 	swversion "github.com/xmppd/xmppd/xeps/version"
 )
 
@@ -24,10 +30,17 @@ var coreXEPs = []string{
 // modules.go without an entry here fails the test, so the README's list
 // cannot fall behind the code.
 var moduleXEPs = map[string][]string{
-	"ping":    {ping.XEP},
-	"version": {swversion.XEP},
-	"time":    {entitytime.XEP},
-	"disco":   {disco.XEP},
+	"ping":         {ping.XEP},
+	"version":      {swversion.XEP},
+	"time":         {entitytime.XEP},
+	"disco":        {disco.XEP},
+	"roster":       {roster.XEP},
+	"presence":     {},
+	"offline":      {offline.XEP, "0203", "0334"},
+	"blocking":     {blocking.XEP},
+	"vcard":        {vcard.XEP},
+	"private":      {private.XEP},
+	"lastactivity": {lastactivity.XEP},
 }
 
 func TestREADMESpecs(t *testing.T) {

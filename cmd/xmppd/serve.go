@@ -119,6 +119,7 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 	s.c2s.SetRouter(rt)
 	host.SetSender(rt.Route)
 	host.SetDeliverer(rt.Deliver)
+	host.SetBacklogDeliverer(rt.DeliverBacklog)
 
 	for _, l := range []struct {
 		addrs  []string

@@ -10,6 +10,7 @@ package main
 //	-- alice receives --         read what the body holds, compared structurally
 //	-- alice starttls --         upgrade to TLS (after <proceed/>)
 //	-- alice is disconnected --  the server closes the connection
+//	-- alice drops --            close the TCP connection without </stream:stream>
 //	-- alice syncs --            ping the server and wait for the answer: everything
 //	                             alice sent before has been routed (sessions are
 //	                             independent, so ordering across actors needs this)
@@ -22,6 +23,9 @@ package main
 // element whose last child is <etc xmlns='urn:xmppd:transcript'/> matches when
 // the children listed appear in that order among possibly more. In a sends body,
 // ${repeat:N:s} stands for s repeated N times.
+//
+// A comment line "config: KEY = VALUE" (a TOML line with a dotted key, e.g.
+// "config: offline.max_messages = 2") changes the test server's config.
 
 import (
 	"errors"
@@ -33,6 +37,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/BurntSushi/toml"
 	"golang.org/x/tools/txtar"
 
 	"github.com/xmppd/xmppd/stanza"
@@ -64,7 +69,7 @@ type transcript struct {
 }
 
 func runTranscript(t *testing.T, ar *txtar.Archive) {
-	tr := &transcript{t: t, srv: startTestServer(t, nil), actors: map[string]*wireClient{}, vars: map[string]string{}}
+	tr := &transcript{t: t, srv: startTestServer(t, transcriptConfig(t, ar.Comment)), actors: map[string]*wireClient{}, vars: map[string]string{}}
 	for i, f := range ar.Files {
 		tr.stepIdx = i
 		actor, verb, ok := strings.Cut(f.Name, " ")
@@ -73,6 +78,28 @@ func runTranscript(t *testing.T, ar *txtar.Archive) {
 		}
 		body := strings.TrimSpace(string(f.Data))
 		tr.step(actor, verb, body)
+	}
+}
+
+// transcriptConfig returns the edit made by the comment's "config:" lines, or nil.
+func transcriptConfig(t *testing.T, comment []byte) func(*Config) {
+	var doc []string
+	for line := range strings.Lines(string(comment)) {
+		if v, ok := strings.CutPrefix(line, "config:"); ok {
+			doc = append(doc, strings.TrimSpace(v))
+		}
+	}
+	if len(doc) == 0 {
+		return nil
+	}
+	return func(c *Config) {
+		md, err := toml.Decode(strings.Join(doc, "\n"), c)
+		if err != nil {
+			t.Fatalf("config lines: %v", err)
+		}
+		if u := md.Undecoded(); len(u) > 0 {
+			t.Fatalf("config lines: unknown keys %v", u)
+		}
 	}
 }
 
@@ -118,6 +145,10 @@ func (tr *transcript) step(actor, verb, body string) {
 		tr.receive(tr.client(actor), body)
 	case "is disconnected":
 		tr.client(actor).expectClosed()
+	case "drops":
+		// An unclean disconnect: the socket closes with no </stream:stream>.
+		tr.client(actor).conn.Close()
+		delete(tr.actors, actor)
 	case "syncs":
 		c := tr.client(actor)
 		id := fmt.Sprintf("sync%d", tr.stepIdx)

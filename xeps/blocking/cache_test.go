@@ -1,0 +1,85 @@
+package blocking
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/xmppd/xmppd/stanza"
+	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/xeps"
+)
+
+func TestLRUBounded(t *testing.T) {
+	c := newLRU(32)
+	for i := range 1000 {
+		c.set(fmt.Sprintf("u%d@localhost", i), emptyList)
+	}
+	if n := c.count(); n > 32 {
+		t.Errorf("cache holds %d lists, want at most 32", n)
+	}
+	// The most recent one is still there.
+	if _, ok := c.get("u999@localhost"); !ok {
+		t.Error("most recent entry evicted")
+	}
+}
+
+func TestLRUStaleLoad(t *testing.T) {
+	c := newLRU(16)
+	gen := c.generation("alice@localhost")
+	newer := newBlocklist([]string{"bob@localhost"})
+	c.set("alice@localhost", newer) // a change commits while a load is reading
+	c.add("alice@localhost", emptyList, gen)
+	if bl, _ := c.get("alice@localhost"); bl != newer {
+		t.Error("a stale load replaced a newer blocklist")
+	}
+}
+
+// countingStore counts storage reads.
+type countingStore struct {
+	store
+	gets atomic.Int64
+}
+
+func (c *countingStore) Get(ctx context.Context, key []byte) ([]byte, error) {
+	c.gets.Add(1)
+	return c.store.Get(ctx, key)
+}
+
+func TestFilterReadsStorageOncePerUser(t *testing.T) {
+	db, err := storage.Open(filepath.Join(t.TempDir(), "db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	h := xeps.NewHost(xeps.Config{Domains: []string{"localhost"}, DB: db})
+	cs := &countingStore{store: h.KeyValue("blocklist")}
+	s := &service{h: h, kv: cs, cache: newLRU(64), maxItems: 10,
+		interested: map[string]map[string]struct{}{}, available: map[string]map[string]struct{}{}}
+	from, _ := stanza.ParseJID("bob@localhost/x")
+	to, _ := stanza.ParseJID("alice@localhost/a")
+	msg := stanza.New(stanza.NSClient, "message")
+	for range 100 {
+		if drop, _ := s.filter(context.Background(), msg, from, to, xeps.Inbound); drop {
+			t.Fatal("dropped with an empty blocklist")
+		}
+	}
+	if n := cs.gets.Load(); n != 1 {
+		t.Errorf("%d storage reads for 100 stanzas, want 1", n)
+	}
+	// A change replaces the cached list: still no read on the stanza path.
+	if _, err := s.change(context.Background(), "alice@localhost", func([]string) ([]string, []string, error) {
+		return []string{"bob@localhost"}, nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := cs.gets.Load()
+	if drop, _ := s.filter(context.Background(), msg, from, to, xeps.Inbound); !drop {
+		t.Error("blocked contact passed after the change")
+	}
+	if cs.gets.Load() != before {
+		t.Error("the filter read storage after a change")
+	}
+}
