@@ -40,6 +40,7 @@ class Actor(slixmpp.ClientXMPP):
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("presence", self.on_presence)
         self.add_event_handler("message", self.on_message)
+        self.add_event_handler("message_error", self.on_message)
         self.add_event_handler("disconnected", lambda _: event(ev="offline"))
         self.add_event_handler("failed_all_auth", lambda _: (event(ev="auth-failed"), sys.exit(1)))
 
@@ -77,7 +78,7 @@ class Actor(slixmpp.ClientXMPP):
         except slixmpp.exceptions.IqError as e:
             event(ev="iq", op=verb, type="error", condition=e.iq["error"]["condition"])
 
-    async def roster(self):
+    async def dump_roster(self):
         await self.get_roster()
         for jid in self.client_roster:
             if jid == self.boundjid.bare:
@@ -112,7 +113,7 @@ class Actor(slixmpp.ClientXMPP):
             elif cmd in ("block", "unblock"):
                 await self.blocking(cmd, args[0])
             elif cmd == "roster":
-                await self.roster()
+                await self.dump_roster()
             elif cmd == "quit":
                 await self.disconnect()
                 return
