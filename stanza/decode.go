@@ -2,6 +2,7 @@ package stanza
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"strconv"
@@ -694,3 +695,21 @@ var interned = func() map[string]string {
 	}
 	return m
 }()
+
+// parseHeader binds the prefixes a stored element may use (xml:, and the
+// stream's) so the decoder can read the element alone.
+const parseHeader = "<stream:stream xmlns:stream='" + NSStream + "'>"
+
+// ParseElement reads back one element serialized with AppendXML(b, ""), as
+// modules store them (vCards, private XML, offline messages). The limits are
+// generous: what is read was accepted from a stream once already.
+func ParseElement(b []byte) (*Element, error) {
+	lim := DefaultLimits
+	lim.MaxStanza = max(lim.MaxStanza, len(b)+1)
+	lim.MaxDepth, lim.MaxAttrs = 256, 256
+	d := NewDecoder(io.MultiReader(strings.NewReader(parseHeader), bytes.NewReader(b)), lim)
+	if _, err := d.ReadHeader(); err != nil {
+		return nil, err
+	}
+	return d.Next()
+}

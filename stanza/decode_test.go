@@ -294,3 +294,21 @@ func BenchmarkDecodeMessageEncodingXML(b *testing.B) {
 		}
 	}
 }
+
+func TestParseElementRoundTrip(t *testing.T) {
+	el := New(NSClient, "message").Set("to", "bob@localhost").Append(
+		New(NSClient, "body").AppendText("a < b & c"),
+		New("urn:xmpp:delay", "delay").Set("stamp", "2026-11-22T00:00:00Z"))
+	el.Attr = append(el.Attr, Attr{Space: NSXML, Local: "lang", Value: "de"})
+	b := el.AppendXML(nil, "")
+	got, err := ParseElement(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.AppendXML(nil, "")) != string(b) {
+		t.Fatalf("round trip: %s → %s", b, got.AppendXML(nil, ""))
+	}
+	if _, err := ParseElement([]byte("<a><b></a>")); err == nil {
+		t.Fatal("a broken element parsed")
+	}
+}

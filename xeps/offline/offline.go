@@ -40,14 +40,11 @@
 package offline
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"hash/maphash"
-	"io"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -239,22 +236,7 @@ func (o *offline) encode(el *stanza.Element, domain string) []byte {
 	return cp.AppendXML(nil, "")
 }
 
-// storedHeader opens a stream around a stored message for the decoder, which
-// binds the xml: prefix only in a stream (the message declares its own
-// default namespace).
-const storedHeader = "<stream:stream xmlns:stream='" + stanza.NSStream + "'>"
 
-// decode parses one stored message.
-func decode(b []byte) (*stanza.Element, error) {
-	// The message passed the stream's limits when it arrived; these only
-	// guard against a damaged database.
-	lim := stanza.Limits{MaxStanza: len(b) + 1, MaxDepth: 256, MaxAttrs: 256, MaxHeader: len(storedHeader) + 1}
-	d := stanza.NewDecoder(io.MultiReader(strings.NewReader(storedHeader), bytes.NewReader(b)), lim)
-	if _, err := d.ReadHeader(); err != nil {
-		return nil, err
-	}
-	return d.Next()
-}
 
 // available is the OnAvailable hook: a resource sent initial presence.
 func (o *offline) available(ctx context.Context, full stanza.JID, _ bool) {
@@ -290,7 +272,7 @@ func (o *offline) flush(ctx context.Context, bare, target stanza.JID) {
 			if len(batch) == batchSize {
 				return errStop
 			}
-			el, err := decode(value)
+			el, err := stanza.ParseElement(value)
 			if err != nil {
 				// Kept in the batch as nil, so it is deleted in its turn.
 				o.log.Error("dropping a damaged offline message", "to", bare.String(), "seq", seq, "err", err)

@@ -29,8 +29,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"strings"
 
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/xeps"
@@ -86,7 +84,7 @@ func (m Module) Register(h *xeps.Host) error {
 				out.Append(stanza.New(c.Space, c.Local))
 				continue
 			}
-			el, err := parse(b)
+			el, err := stanza.ParseElement(b)
 			if err != nil {
 				return nil, err
 			}
@@ -205,17 +203,4 @@ func key(prefix []byte, c *stanza.Element) []byte {
 	return append(k, c.Local...)
 }
 
-// streamHeader binds the prefixes a stored element may use (xml:, and the
-// stream's) so the stream decoder reads it back alone.
-const streamHeader = "<stream:stream xmlns:stream='" + stanza.NSStream + "'>"
 
-// parse reads back an element stored with AppendXML.
-func parse(b []byte) (*stanza.Element, error) {
-	lim := stanza.DefaultLimits
-	lim.MaxStanza = max(lim.MaxStanza, len(b)+1)
-	d := stanza.NewDecoder(io.MultiReader(strings.NewReader(streamHeader), bytes.NewReader(b)), lim)
-	if _, err := d.ReadHeader(); err != nil {
-		return nil, err
-	}
-	return d.Next()
-}

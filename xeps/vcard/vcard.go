@@ -20,11 +20,8 @@
 package vcard
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"strings"
 
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/xeps"
@@ -83,7 +80,7 @@ func (m Module) Register(h *xeps.Host) error {
 			}
 			return nil, stanza.NewError("item-not-found")
 		}
-		v, err := parse(b)
+		v, err := stanza.ParseElement(b)
 		if err != nil {
 			return nil, fmt.Errorf("vcard: stored vCard of %s: %w", target, err)
 		}
@@ -107,17 +104,4 @@ func (m Module) Register(h *xeps.Host) error {
 	return nil
 }
 
-// streamHeader binds the prefixes a stored element may use (xml:, and the
-// stream's) so the stream decoder reads it back alone.
-const streamHeader = "<stream:stream xmlns:stream='" + stanza.NSStream + "'>"
 
-// parse reads back an element stored with AppendXML.
-func parse(b []byte) (*stanza.Element, error) {
-	lim := stanza.DefaultLimits
-	lim.MaxStanza = max(lim.MaxStanza, len(b)+1)
-	d := stanza.NewDecoder(io.MultiReader(strings.NewReader(streamHeader), bytes.NewReader(b)), lim)
-	if _, err := d.ReadHeader(); err != nil {
-		return nil, err
-	}
-	return d.Next()
-}
