@@ -74,3 +74,62 @@ func TestRosterSurvivesRestart(t *testing.T) {
 		t.Errorf("pending request after restart: got %s", r)
 	}
 }
+
+// TestAccountDataSurvivesRestart: the blocklist (and its enforcement), the
+// vCard and private XML are on disk too.
+func TestAccountDataSurvivesRestart(t *testing.T) {
+	var cfg Config
+	srv := startTestServer(t, func(c *Config) { cfg = *c })
+	alice := dialWire(t, srv.c2sAddrs[0], false)
+	alice.login("localhost", "alice", "a", false)
+	for _, req := range []string{
+		"<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='carol@localhost'/></block></iq>",
+		"<iq type='set' id='v1'><vCard xmlns='vcard-temp'><FN>Alice Liddell</FN></vCard></iq>",
+		"<iq type='set' id='p1'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'>dark</prefs></query></iq>",
+	} {
+		alice.send(req)
+		if r := alice.next(); r.Get("type") != "result" {
+			t.Fatalf("%s: %s", req, r)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv2, err := startServer(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv2.Shutdown(context.Background())
+
+	alice = dialWire(t, srv2.c2sAddrs[0], false)
+	alice.login("localhost", "alice", "a", false)
+	for _, q := range []struct{ req, want string }{
+		{"<iq type='get' id='b2'><blocklist xmlns='urn:xmpp:blocking'/></iq>", "jid='carol@localhost'"},
+		{"<iq type='get' id='v2'><vCard xmlns='vcard-temp'/></iq>", "<FN>Alice Liddell</FN>"},
+		{"<iq type='get' id='p2'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query></iq>", ">dark</prefs>"},
+	} {
+		alice.send(q.req)
+		if got := alice.next().String(); !strings.Contains(got, q.want) {
+			t.Errorf("after restart %s gave %s, want %s in it", q.req, got, q.want)
+		}
+	}
+	alice.send("<presence/>")
+	carol := dialWire(t, srv2.c2sAddrs[0], false)
+	carol.login("localhost", "carol", "c", false)
+	carol.send("<message to='alice@localhost/a' type='chat' id='m1'><body>still blocked?</body></message>")
+	if r := carol.next(); r.Get("type") != "error" || r.Get("id") != "m1" {
+		t.Fatalf("carol's message to alice after restart: got %s, want an error", r)
+	}
+	alice.send("<iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	for {
+		el := alice.next()
+		if el.Get("id") == "sync" {
+			break
+		}
+		if el.Local == "message" {
+			t.Fatalf("alice got a message from blocked carol after restart: %s", el)
+		}
+	}
+}
