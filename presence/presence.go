@@ -67,6 +67,7 @@ func (*Module) Name() string { return "presence" }
 
 // Register implements xeps.Module.
 func (m *Module) Register(h *xeps.Host) error {
+	h.ProvidePresence(m)
 	r, ok := h.Roster().(*roster.Module)
 	if !ok {
 		return fmt.Errorf("the roster module must be registered before presence")

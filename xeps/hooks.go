@@ -50,6 +50,7 @@ type hooks struct {
 	unavailable    []ResourceFunc
 	streamFeatures []*stanza.Element
 	roster         RosterReader
+	presence       PresenceSender
 }
 
 // OnFilter adds a stanza filter.
@@ -173,4 +174,28 @@ func (h *Host) Roster() RosterReader {
 		return noRoster{}
 	}
 	return h.hooks.roster
+}
+
+// PresenceSender sends a user's current presence on request, for modules
+// that must restore it (XEP-0191 §3.4: unblocking a contact). The presence
+// module provides it; without one nothing is sent.
+type PresenceSender interface {
+	// SendCurrent sends the current presence of each of user's available
+	// resources to contact.
+	SendCurrent(ctx context.Context, user, contact stanza.JID)
+}
+
+type noPresence struct{}
+
+func (noPresence) SendCurrent(context.Context, stanza.JID, stanza.JID) {}
+
+// ProvidePresence makes p the answer to Presence(); the presence module calls it.
+func (h *Host) ProvidePresence(p PresenceSender) { h.hooks.presence = p }
+
+// Presence returns the presence sender, never nil.
+func (h *Host) Presence() PresenceSender {
+	if h.hooks.presence == nil {
+		return noPresence{}
+	}
+	return h.hooks.presence
 }

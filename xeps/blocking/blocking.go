@@ -37,8 +37,8 @@
 // "from" or "both" in the user's roster (xeps.Host.Roster), every available
 // resource of the user (tracked with OnAvailable/OnUnavailable) sends that
 // JID unavailable presence (§3.3), once, when the item is new. Unblocking
-// should send the user's current presence back (§3.4); this module does not
-// know the presence content, so that is left to the presence module.
+// such a JID sends the user's current presence back (§3.4), through the
+// presence module (xeps.Host.Presence).
 //
 // Storage: KeyValue "blocklist", key = the user's bare JID (removed with the
 // account by storage.DB.DeleteUser), value = JSON array of the blocked JIDs,
@@ -276,17 +276,35 @@ func (s *service) unblock(ctx context.Context, iq *stanza.IQ) (*stanza.Element, 
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.change(ctx, user.String(), func(cur []string) ([]string, []string, error) {
+	unblocked, err := s.change(ctx, user.String(), func(cur []string) ([]string, []string, error) {
 		if len(remove) == 0 {
-			return nil, nil, nil // §3.5: an empty unblock unblocks everyone
+			return nil, cur, nil // §3.5: an empty unblock unblocks everyone
 		}
-		return slices.DeleteFunc(slices.Clone(cur), func(j string) bool { return slices.Contains(remove, j) }), nil, nil
+		gone := slices.DeleteFunc(slices.Clone(cur), func(j string) bool { return !slices.Contains(remove, j) })
+		return slices.DeleteFunc(slices.Clone(cur), func(j string) bool { return slices.Contains(remove, j) }), gone, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.push(ctx, user.String(), "unblock", remove)
+	s.sendCurrent(ctx, user, unblocked)
 	return nil, nil
+}
+
+// sendCurrent gives unblocked contacts who may see the user's presence
+// (subscription from or both) its current presence again (§3.4).
+func (s *service) sendCurrent(ctx context.Context, user stanza.JID, unblocked []string) {
+	for _, j := range unblocked {
+		contact, err := stanza.ParseJID(j)
+		if err != nil || contact.Localpart() == "" {
+			continue
+		}
+		sub, err := s.h.Roster().Subscription(ctx, user, contact.Bare())
+		if err != nil || sub != "from" && sub != "both" {
+			continue
+		}
+		s.h.Presence().SendCurrent(ctx, user, contact.Bare())
+	}
 }
 
 // change applies fn to the user's stored blocklist in one transaction and

@@ -236,8 +236,6 @@ func (o *offline) encode(el *stanza.Element, domain string) []byte {
 	return cp.AppendXML(nil, "")
 }
 
-
-
 // available is the OnAvailable hook: a resource sent initial presence.
 func (o *offline) available(ctx context.Context, full stanza.JID, _ bool) {
 	o.flush(ctx, full.Bare(), full)

@@ -202,5 +202,3 @@ func key(prefix []byte, c *stanza.Element) []byte {
 	k = append(k, 0)
 	return append(k, c.Local...)
 }
-
-

@@ -103,5 +103,3 @@ func (m Module) Register(h *xeps.Host) error {
 	})
 	return nil
 }
-
-
