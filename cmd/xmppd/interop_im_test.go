@@ -279,3 +279,50 @@ func imScenario(t *testing.T, s *interopServer, kindA, kindB string, direct bool
 	A.quit()
 	B.quit()
 }
+
+// TestInteropAccountData: what Gajim and Conversations fetch after login,
+// through slixmpp's own plugins: vcard-temp (own and a contact's), private
+// XML storage, and last activity of a contact who went offline.
+func TestInteropAccountData(t *testing.T) {
+	timing(t)
+	s := startInteropServer(t)
+	aliceAcct, bobAcct := s.Users["alice"], s.Users["bob"]
+	alice, bob := aliceAcct.JID(), bobAcct.JID()
+	A := startActor(t, s, "slixmpp", aliceAcct, false)
+	B := startActor(t, s, "slixmpp", bobAcct, true)
+	A.do("presence")
+	B.do("presence")
+
+	A.do("vcard-set Alice Liddell")
+	A.expect("vcard published", func(e imEvent) bool { return e.s("ev") == "vcard-set" })
+	for _, x := range []*actor{A, B} {
+		x.do("vcard-get %s", alice)
+		if v := x.expect("alice's vcard", func(e imEvent) bool { return e.s("ev") == "vcard" }); v.s("fn") != "Alice Liddell" {
+			t.Fatalf("%s read FN %q", x.name, v.s("fn"))
+		}
+	}
+
+	A.do("private-set remember the milk")
+	A.expect("private stored", func(e imEvent) bool { return e.s("ev") == "private-set" })
+	A.do("private-get")
+	if p := A.expect("private read back", func(e imEvent) bool { return e.s("ev") == "private" }); p.s("text") != "remember the milk" {
+		t.Fatalf("private XML read back %q", p.s("text"))
+	}
+
+	// Last activity needs a subscription to bob's presence.
+	A.do("last %s", bob)
+	if e := A.expect("last activity refused", func(e imEvent) bool { return e.s("ev") == "iq-error" && e.s("op") == "last" }); e.s("condition") != "forbidden" {
+		t.Fatalf("last activity without subscription: %v, want forbidden", e)
+	}
+	A.do("subscribe %s", bob)
+	B.expect("subscription request", presenceFrom(alice, "subscribe"))
+	B.do("approve %s", alice)
+	A.expect("bob's presence", presenceFrom(bob+"/", "available"))
+	B.quit()
+	A.expect("bob offline", presenceFrom(bob+"/", "unavailable"))
+	A.do("last %s", bob)
+	if e := A.expect("bob's last activity", func(e imEvent) bool { return e.s("ev") == "last" }); e["seconds"] == nil {
+		t.Fatalf("last activity: %v", e)
+	}
+	A.quit()
+}

@@ -9,6 +9,11 @@ Commands, one per line on stdin (the Go interop test writes them):
   message JID BODY...           a chat message
   block JID | unblock JID       XEP-0191, answered by an "iq" event
   roster                        fetch the roster: one "item" event per contact, then "roster-end"
+  vcard-set FULLNAME...         publish own vCard (XEP-0054)        -> "vcard-set" event
+  vcard-get JID                 fetch a vCard                       -> "vcard" event (fn)
+  private-set TEXT              store bookmarks-like private XML (XEP-0049) -> "private-set"
+  private-get                   read it back                        -> "private" event (text)
+  last JID                      last activity (XEP-0012)            -> "last" event (seconds) or "iq-error"
   quit                          close the stream cleanly and exit
 
 Events, one JSON object per line on stdout after the word EVENT:
@@ -24,6 +29,20 @@ import sys
 import slixmpp
 
 
+class Note(slixmpp.xmlstream.ElementBase):
+    """The private XML the test stores (XEP-0049 payloads are slixmpp stanza plugins)."""
+    name = "note"
+    namespace = "urn:example:xmppd-interop"
+    plugin_attrib = "note"
+    interfaces = {"text"}
+
+    def get_text(self):
+        return self.xml.text
+
+    def set_text(self, value):
+        self.xml.text = value
+
+
 def event(**kw):
     print("EVENT " + json.dumps(kw), flush=True)
 
@@ -37,6 +56,10 @@ class Actor(slixmpp.ClientXMPP):
         self.ssl_context.verify_mode = ssl.CERT_NONE
         self.register_plugin("xep_0030")
         self.register_plugin("xep_0203")
+        self.register_plugin("xep_0054")  # vcard-temp
+        self.register_plugin("xep_0049")  # private XML storage
+        self["xep_0049"].register(Note)
+        self.register_plugin("xep_0012")  # last activity
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("presence", self.on_presence)
         self.add_event_handler("message", self.on_message)
@@ -87,6 +110,32 @@ class Actor(slixmpp.ClientXMPP):
             event(ev="item", jid=jid, subscription=item["subscription"], ask=bool(item["pending_out"]))
         event(ev="roster-end")
 
+    async def account_data(self, cmd, args):
+        try:
+            if cmd == "vcard-set":
+                vcard = self["xep_0054"].make_vcard()
+                vcard["FN"] = " ".join(args)
+                await self["xep_0054"].publish_vcard(vcard)
+                event(ev="vcard-set")
+            elif cmd == "vcard-get":
+                iq = await self["xep_0054"].get_vcard(args[0], cached=False, local=False)
+                event(ev="vcard", jid=args[0], fn=iq["vcard_temp"]["FN"])
+            elif cmd == "private-set":
+                note = Note()
+                note["text"] = " ".join(args)
+                await self["xep_0049"].store(note)
+                event(ev="private-set")
+            elif cmd == "private-get":
+                iq = await self["xep_0049"].retrieve("note")
+                event(ev="private", text=iq["private"]["note"]["text"])
+            elif cmd == "last":
+                iq = await self["xep_0012"].get_last_activity(args[0])
+                event(ev="last", jid=args[0], seconds=int(iq["last_activity"]["seconds"]))
+        except slixmpp.exceptions.IqError as e:
+            event(ev="iq-error", op=cmd, condition=e.iq["error"]["condition"])
+        except slixmpp.exceptions.IqTimeout:
+            event(ev="iq-error", op=cmd, condition="timeout")
+
     async def run_commands(self):
         loop = asyncio.get_event_loop()
         reader = asyncio.StreamReader()
@@ -114,6 +163,8 @@ class Actor(slixmpp.ClientXMPP):
                 await self.blocking(cmd, args[0])
             elif cmd == "roster":
                 await self.dump_roster()
+            elif cmd in ("vcard-set", "vcard-get", "private-set", "private-get", "last"):
+                await self.account_data(cmd, args)
             elif cmd == "quit":
                 await self.disconnect()
                 return
