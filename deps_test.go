@@ -47,8 +47,10 @@ var allowed = map[string][]string{
 	// Client connections: credentials from storage, the router's interfaces.
 	"c2s":      {"stanza", "storage", "router", "c2s/auth"},
 	"c2s/auth": {"stanza", "storage"},
-	// Federation (planned): the same footing as c2s.
-	"s2s": {"stanza", "storage", "router"},
+	// Federation: the same footing as c2s.
+	"s2s": {"stanza", "storage", "router", "s2s/srv"},
+	// Where a domain's servers listen (static routes, SRV, A/AAAA): no domain knowledge.
+	"s2s/srv": {},
 	// The one place things are wired together.
 	"cmd/xmppd": {"..."},
 }
