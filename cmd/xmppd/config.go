@@ -29,7 +29,22 @@ type Config struct {
 	Log     LogConfig     `toml:"log"`
 	TLS     TLSConfig     `toml:"tls"`
 	C2S     C2SConfig     `toml:"c2s"`
+	S2S     S2SConfig     `toml:"s2s"`
 	Offline OfflineConfig `toml:"offline"`
+}
+
+// S2SConfig configures federation with other XMPP domains.
+type S2SConfig struct {
+	Listen           []string          `toml:"listen"`             // inbound STARTTLS listeners; empty with direct_tls empty disables inbound s2s
+	DirectTLS        []string          `toml:"direct_tls"`         // inbound Direct TLS listeners (XEP-0368)
+	CAFile           string            `toml:"ca_file"`            // PEM bundle trusted for peers' certificates, besides the system roots
+	RequireValidCert bool              `toml:"require_valid_cert"` // refuse peers without a valid certificate (no dialback-only)
+	DNSServer        string            `toml:"dns_server"`         // "host:port" of the DNS server for SRV/A lookups; "" = the system's
+	Routes           map[string]string `toml:"routes"`             // domain → "host:port", overriding DNS
+	MaxStanzaSize    int               `toml:"max_stanza_size"`    // bytes
+	IdleTimeout      Duration          `toml:"idle_timeout"`       // close streams idle this long
+	ConnectTimeout   Duration          `toml:"connect_timeout"`    // to set up an outgoing stream, TLS and authentication included
+	QueueSize        int               `toml:"queue_size"`         // stanzas per remote domain waiting for a stream
 }
 
 // OfflineConfig configures storage of messages for users who are offline (XEP-0160).
@@ -120,6 +135,15 @@ func DefaultConfig() Config {
 			AuthTimeout:       Duration(30 * time.Second),
 			MaxAuthFailures:   3,
 			QueueSize:         256,
+		},
+		S2S: S2SConfig{
+			Listen:         []string{":5269"},
+			Routes:         map[string]string{},
+			DirectTLS:      []string{":5270"},
+			MaxStanzaSize:  524288,
+			IdleTimeout:    Duration(10 * time.Minute),
+			ConnectTimeout: Duration(30 * time.Second),
+			QueueSize:      1024,
 		},
 		Offline: OfflineConfig{MaxMessages: 1000},
 	}
@@ -344,6 +368,30 @@ func (c Config) Validate() error {
 	checkRange("c2s.max_auth_failures", c.C2S.MaxAuthFailures, minAuthFailures, maxAuthFailures)
 	checkRange("c2s.queue_size", c.C2S.QueueSize, minQueueSize, maxQueueSize)
 	checkRange("offline.max_messages", c.Offline.MaxMessages, 0, maxOffline)
+
+	checkAddrs("s2s.listen", c.S2S.Listen)
+	checkAddrs("s2s.direct_tls", c.S2S.DirectTLS)
+	checkRange("s2s.max_stanza_size", c.S2S.MaxStanzaSize, minStanzaSize, maxStanzaSize)
+	checkRange("s2s.queue_size", c.S2S.QueueSize, minQueueSize, maxQueueSize)
+	if d := c.S2S.IdleTimeout.D(); d < time.Second || d > 24*time.Hour {
+		add("s2s.idle_timeout: %s is outside 1s..24h", d)
+	}
+	if d := c.S2S.ConnectTimeout.D(); d < time.Second || d > 5*time.Minute {
+		add("s2s.connect_timeout: %s is outside 1s..5m", d)
+	}
+	if c.S2S.DNSServer != "" {
+		if err := checkHostPort(c.S2S.DNSServer); err != nil {
+			add("s2s.dns_server: %v", err)
+		}
+	}
+	for domain, route := range c.S2S.Routes {
+		if _, err := parseDomain(domain); err != nil {
+			add("s2s.routes: %w", err)
+		}
+		if err := checkHostPort(route); err != nil {
+			add("s2s.routes.%q: %v", domain, err)
+		}
+	}
 	if d := c.C2S.AuthTimeout.D(); d < minAuthTimeout {
 		add("c2s.auth_timeout: %s is below the minimum %s", d, minAuthTimeout)
 	} else if d > maxAuthTimeout {
@@ -365,6 +413,18 @@ func joinProblems(errs []error) error {
 		msgs[i] = err.Error()
 	}
 	return fmt.Errorf("%d problems:\n  %s", len(errs), strings.Join(msgs, "\n  "))
+}
+
+// checkHostPort accepts "host:port" with a host and a port 1-65535.
+func checkHostPort(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("invalid address %q: %w", a, err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 || host == "" {
+		return fmt.Errorf("invalid address %q: want host:port with a port 1-65535", a)
+	}
+	return nil
 }
 
 // checkListenAddr accepts "host:port" or ":port" with a numeric port.

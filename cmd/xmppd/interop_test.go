@@ -241,6 +241,10 @@ format = "text"
 [c2s]
 listen = ["127.0.0.1:0"]
 direct_tls = ["127.0.0.2:0"]
+
+[s2s]
+listen = ["127.0.0.1:0"]
+direct_tls = []
 `, filepath.Join(dir, "data"))
 	if err := os.WriteFile(s.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

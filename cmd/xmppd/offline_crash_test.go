@@ -40,7 +40,7 @@ func TestOfflineMessageSurvivesSIGKILL(t *testing.T) {
 	}
 	data := filepath.Join(dir, "data")
 	config := filepath.Join(dir, "xmppd.toml")
-	err := os.WriteFile(config, fmt.Appendf(nil, "domains = [\"localhost\"]\ndata_dir = %q\n[c2s]\nlisten = [\"127.0.0.1:0\"]\ndirect_tls = []\n", data), 0o600)
+	err := os.WriteFile(config, fmt.Appendf(nil, "domains = [\"localhost\"]\ndata_dir = %q\n[c2s]\nlisten = [\"127.0.0.1:0\"]\ndirect_tls = []\n[s2s]\nlisten = [\"127.0.0.1:0\"]\ndirect_tls = []\n", data), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,8 @@ func startTestServer(t testing.TB, edit func(*Config)) *server {
 	cfg.DataDir = t.TempDir()
 	cfg.C2S.Listen = []string{"127.0.0.1:0"}
 	cfg.C2S.DirectTLS = []string{"127.0.0.1:0"}
+	cfg.S2S.Listen = []string{"127.0.0.1:0"}
+	cfg.S2S.DirectTLS = nil
 	cfg.C2S.AuthTimeout = Duration(2 * time.Second)
 	cfg.C2S.MaxAuthFailures = 2
 	cfg.C2S.MaxStanzaSize = 10000
