@@ -106,7 +106,15 @@ func (s *Session) serve(ctx context.Context, directTLS bool) {
 	}
 	err := s.negotiate(ctx)
 	if err == nil {
-		s.conn.SetReadDeadline(time.Time{})
+		// Bound: no more authentication deadline. Unless the stream is
+		// already closing, whose writer set a short deadline to end this
+		// reader: under wmu, the writer either set it before (closing is
+		// seen here) or sets it after (and wins).
+		s.wmu.Lock()
+		if !s.isClosing() {
+			s.conn.SetReadDeadline(time.Time{})
+		}
+		s.wmu.Unlock()
 		s.dec.SetLimits(s.srv.cfg.Limits)
 		err = s.readStanzas(ctx)
 	}

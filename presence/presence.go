@@ -7,8 +7,8 @@
 // handed to the roster module (roster.Module.ApplyOutbound/ApplyInbound).
 //
 // It owns the host's outbound and inbound presence handlers and fires the
-// ResourceAvailable/ResourceUnavailable hooks. The roster module must be
-// registered before it.
+// ResourceAvailable/ResourceUnavailable and PresenceAvailable hooks. The
+// roster module must be registered before it.
 package presence
 
 import (
@@ -339,6 +339,7 @@ func (m *Module) available(ctx context.Context, el *stanza.Element, full stanza.
 	}
 	m.toOwnResources(ctx, el, full)
 	if !initial {
+		m.h.PresenceAvailable(ctx, full, el)
 		if reachable {
 			m.h.ResourceAvailable(ctx, full) // priority went from negative to non-negative
 		}
@@ -359,6 +360,7 @@ func (m *Module) available(ctx context.Context, el *stanza.Element, full stanza.
 	for _, req := range pending {
 		m.h.Deliver(ctx, req.Set("to", full.String()))
 	}
+	m.h.PresenceAvailable(ctx, full, el)
 	if reachable {
 		m.h.ResourceAvailable(ctx, full)
 	}

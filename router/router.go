@@ -254,7 +254,9 @@ func (r *Router) toAccount(ctx context.Context, el *stanza.Element, to stanza.JI
 }
 
 // dispatchIQ runs the module registered for an IQ get/set and routes its
-// answer. Results and errors nobody waits for are dropped (RFC 6120 §8.2.3).
+// answer. A result or error is offered to the Host, which wakes the request
+// it answers (xeps.Host.SendIQ: the server's own requests, to whose 'from'
+// the answer is addressed); those nobody waits for are dropped (RFC 6120 §8.2.3).
 func (r *Router) dispatchIQ(ctx context.Context, el *stanza.Element, target xeps.Target) {
 	iq, err := stanza.ParseIQ(el)
 	if err != nil {
@@ -262,6 +264,7 @@ func (r *Router) dispatchIQ(ctx context.Context, el *stanza.Element, target xeps
 		return
 	}
 	if iq.Type != "get" && iq.Type != "set" {
+		r.host.IQResponse(el)
 		return
 	}
 	h := r.host.IQHandler(iq.Type, iq.Payload.Space, iq.Payload.Local, target)

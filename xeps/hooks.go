@@ -41,8 +41,14 @@ type UndeliverableFunc func(ctx context.Context, el *stanza.Element, to stanza.J
 // (last is true when the user has no available resource left).
 type ResourceFunc func(ctx context.Context, full stanza.JID, last bool)
 
+// AvailablePresenceFunc sees every broadcast available presence of a local
+// resource (initial presence and each update), from its full JID. el is
+// shared: read it, never change it.
+type AvailablePresenceFunc func(ctx context.Context, full stanza.JID, el *stanza.Element)
+
 type hooks struct {
 	filters        []FilterFunc
+	presence       []AvailablePresenceFunc
 	outPresence    PresenceFunc
 	inPresence     PresenceFunc
 	undeliverable  []UndeliverableFunc
@@ -50,7 +56,8 @@ type hooks struct {
 	unavailable    []ResourceFunc
 	streamFeatures []*stanza.Element
 	roster         RosterReader
-	presence       PresenceSender
+	presenceSender PresenceSender
+	caps           CapsReader
 }
 
 // OnFilter adds a stanza filter.
@@ -87,6 +94,13 @@ func (h *Host) OnAvailable(fn ResourceFunc) { h.hooks.available = append(h.hooks
 // OnUnavailable runs fn when a resource stops being available.
 func (h *Host) OnUnavailable(fn ResourceFunc) {
 	h.hooks.unavailable = append(h.hooks.unavailable, fn)
+}
+
+// OnPresence runs fn for every broadcast available presence of a local
+// resource: its initial presence and every update, whatever its priority.
+// fn runs on the sender's reader goroutine: it must not block.
+func (h *Host) OnPresence(fn AvailablePresenceFunc) {
+	h.hooks.presence = append(h.hooks.presence, fn)
 }
 
 // StreamFeature adds an element to the <stream:features/> of authenticated
@@ -142,6 +156,14 @@ func (h *Host) ResourceUnavailable(ctx context.Context, full stanza.JID, last bo
 	}
 }
 
+// PresenceAvailable runs the OnPresence hooks (the presence module calls it
+// for each broadcast available presence).
+func (h *Host) PresenceAvailable(ctx context.Context, full stanza.JID, el *stanza.Element) {
+	for _, fn := range h.hooks.presence {
+		fn(ctx, full, el)
+	}
+}
+
 // UserExists reports whether a local account exists.
 func (h *Host) UserExists(ctx context.Context, domain, local string) (bool, error) {
 	return h.cfg.DB.UserExists(ctx, domain, local)
@@ -190,12 +212,41 @@ type noPresence struct{}
 func (noPresence) SendCurrent(context.Context, stanza.JID, stanza.JID) {}
 
 // ProvidePresence makes p the answer to Presence(); the presence module calls it.
-func (h *Host) ProvidePresence(p PresenceSender) { h.hooks.presence = p }
+func (h *Host) ProvidePresence(p PresenceSender) { h.hooks.presenceSender = p }
 
 // Presence returns the presence sender, never nil.
 func (h *Host) Presence() PresenceSender {
-	if h.hooks.presence == nil {
+	if h.hooks.presenceSender == nil {
 		return noPresence{}
 	}
-	return h.hooks.presence
+	return h.hooks.presenceSender
+}
+
+// CapsReader answers what a local client supports, from the entity
+// capabilities (XEP-0115) in its presence, verified and cached by the caps
+// module. Without one nothing is known.
+type CapsReader interface {
+	// Supports reports whether the available resource full advertised
+	// feature in verified capabilities. Unknown (no caps, not verified yet,
+	// not available) is false.
+	Supports(full stanza.JID, feature string) bool
+	// Features returns full's verified disco#info features, sorted, or nil
+	// when they are unknown. The caller must not change the slice.
+	Features(full stanza.JID) []string
+}
+
+type noCaps struct{}
+
+func (noCaps) Supports(stanza.JID, string) bool { return false }
+func (noCaps) Features(stanza.JID) []string     { return nil }
+
+// ProvideCaps makes c the answer to Caps(); the caps module calls it.
+func (h *Host) ProvideCaps(c CapsReader) { h.hooks.caps = c }
+
+// Caps returns the capabilities reader, never nil.
+func (h *Host) Caps() CapsReader {
+	if h.hooks.caps == nil {
+		return noCaps{}
+	}
+	return h.hooks.caps
 }

@@ -5,11 +5,14 @@ package xeps
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/storage"
@@ -82,6 +85,8 @@ type Host struct {
 	onBound         []func(context.Context, Session)
 	onClosed        []func(context.Context, Session)
 	hooks           hooks
+
+	pending pendingIQs // server-originated IQ requests waiting for an answer
 
 	send    func(context.Context, *stanza.Element)      // set once by SetSender before serving
 	deliver func(context.Context, *stanza.Element) bool // set once by SetDeliverer before serving
@@ -234,4 +239,167 @@ func (h *Host) SessionClosed(ctx context.Context, s Session) {
 	for _, fn := range h.onClosed {
 		fn(ctx, s)
 	}
+}
+
+// ---- server-originated IQ requests ----
+
+// MaxPendingIQs bounds the IQ requests the server has sent and still waits
+// for (SendIQ, SendIQAsync); past it a new request fails at once with
+// ErrTooManyIQs.
+const MaxPendingIQs = 4096
+
+// ErrTooManyIQs: MaxPendingIQs requests are already waiting for an answer.
+var ErrTooManyIQs = errors.New("xeps: too many iq requests waiting for an answer")
+
+// pendingIQ is one request waiting for its answer.
+type pendingIQ struct {
+	to, from stanza.JID // the request's addresses: the answer comes from 'to'
+	done     func(*stanza.Element, error)
+	stop     func() bool // stops the context.AfterFunc
+}
+
+type pendingIQs struct {
+	mu sync.Mutex
+	m  map[string]*pendingIQ // id →
+}
+
+// take removes and returns the request with this id.
+func (p *pendingIQs) take(id string) *pendingIQ {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w := p.m[id]
+	delete(p.m, id)
+	return w
+}
+
+// SendIQ sends an iq get or set the server originates (for example a
+// disco#info query to a client) and waits for the answer or the end of ctx;
+// give ctx a timeout. See SendIQAsync for the addressing and the answer.
+func (h *Host) SendIQ(ctx context.Context, iq *stanza.Element) (*stanza.Element, error) {
+	ch := make(chan struct{})
+	var res *stanza.Element
+	var rerr error
+	h.SendIQAsync(ctx, iq, func(el *stanza.Element, err error) {
+		res, rerr = el, err
+		close(ch)
+	})
+	<-ch
+	return res, rerr
+}
+
+// SendIQAsync sends an iq get or set the server originates and returns at
+// once; done gets the answer later. iq needs a 'to'; a missing 'from' becomes
+// the domain of 'to' when it is ours, else our first domain. The iq's id is
+// replaced with a fresh random one.
+//
+// Only an iq result or error with that id coming FROM the request's 'to'
+// (and addressed to its 'from', or with no 'to') is the answer: an answer
+// with the right id from anyone else is dropped and the request keeps
+// waiting. done runs exactly once: with the answer (a result and nil, or an
+// error stanza and its *stanza.Error), on the goroutine that routed it, so
+// what done records is in place before the answering session's next stanza
+// is read; or with ctx's error when ctx ends first, on a goroutine of its
+// own; or at once, on the caller's goroutine, with an error when the request
+// cannot be sent. done must not block.
+func (h *Host) SendIQAsync(ctx context.Context, iq *stanza.Element, done func(*stanza.Element, error)) {
+	if t := iq.Get("type"); iq.Local != "iq" || t != "get" && t != "set" {
+		done(nil, fmt.Errorf("xeps: SendIQ needs an iq get or set, not %s type %q", iq.Local, t))
+		return
+	}
+	to, err := stanza.ParseJID(iq.Get("to"))
+	if err != nil {
+		done(nil, fmt.Errorf("xeps: SendIQ: 'to' %q: %w", iq.Get("to"), err))
+		return
+	}
+	if iq.Get("from") == "" {
+		from := to.Domainpart()
+		if !h.IsLocal(from) && len(h.cfg.Domains) > 0 {
+			from = h.cfg.Domains[0]
+		}
+		iq.Set("from", from)
+	}
+	from, err := stanza.ParseJID(iq.Get("from"))
+	if err != nil {
+		done(nil, fmt.Errorf("xeps: SendIQ: 'from' %q: %w", iq.Get("from"), err))
+		return
+	}
+	if err := ctx.Err(); err != nil {
+		done(nil, err)
+		return
+	}
+	id := "xmppd-" + rand.Text() // 128 random bits (crypto/rand)
+	iq.Set("id", id)
+	w := &pendingIQ{to: to, from: from, done: done}
+
+	h.pending.mu.Lock()
+	if len(h.pending.m) >= MaxPendingIQs {
+		h.pending.mu.Unlock()
+		done(nil, ErrTooManyIQs)
+		return
+	}
+	if h.pending.m == nil {
+		h.pending.m = map[string]*pendingIQ{}
+	}
+	h.pending.m[id] = w
+	// Set stop under the lock: IQResponse reads it only after taking w
+	// from the map, under the same lock.
+	w.stop = context.AfterFunc(ctx, func() {
+		if h.pending.take(id) != nil {
+			done(nil, ctx.Err())
+		}
+	})
+	h.pending.mu.Unlock()
+
+	h.Send(ctx, iq)
+}
+
+// IQResponse hands the router an iq result or error addressed to one of our
+// domains (or with no 'to'). When it answers a request of SendIQ from the
+// JID that request went to, the request's done runs (here, on the caller's
+// goroutine) and IQResponse reports true; anything else (no such request,
+// the right id from another JID) is left for the router to drop.
+func (h *Host) IQResponse(el *stanza.Element) bool {
+	if t := el.Get("type"); el.Local != "iq" || t != "result" && t != "error" {
+		return false
+	}
+	id := el.Get("id")
+	from, err := stanza.ParseJID(el.Get("from"))
+	if err != nil || id == "" {
+		return false
+	}
+	h.pending.mu.Lock()
+	w := h.pending.m[id]
+	ok := w != nil && from.Equal(w.to)
+	if ok && el.Get("to") != "" {
+		to, err := stanza.ParseJID(el.Get("to"))
+		ok = err == nil && to.Equal(w.from)
+	}
+	if !ok {
+		h.pending.mu.Unlock()
+		return false // never trust the id alone (a spoofed answer)
+	}
+	delete(h.pending.m, id)
+	stop := w.stop
+	h.pending.mu.Unlock()
+	// If ctx ended at the same moment, its AfterFunc finds nothing to take:
+	// done still runs once, with the answer.
+	stop()
+	if el.Get("type") == "error" {
+		se := stanza.ParseError(el)
+		if se == nil {
+			se = stanza.NewError("undefined-condition")
+		}
+		w.done(el, se)
+		return true
+	}
+	w.done(el, nil)
+	return true
+}
+
+// PendingIQs reports how many SendIQ requests wait for an answer (for tests
+// and metrics).
+func (h *Host) PendingIQs() int {
+	h.pending.mu.Lock()
+	defer h.pending.mu.Unlock()
+	return len(h.pending.m)
 }

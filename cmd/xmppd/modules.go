@@ -5,6 +5,7 @@ import (
 	"github.com/xmppd/xmppd/roster"
 	"github.com/xmppd/xmppd/xeps"
 	"github.com/xmppd/xmppd/xeps/blocking"
+	"github.com/xmppd/xmppd/xeps/caps"
 	"github.com/xmppd/xmppd/xeps/disco"
 	"github.com/xmppd/xmppd/xeps/entitytime"
 	"github.com/xmppd/xmppd/xeps/lastactivity"
@@ -21,6 +22,7 @@ func modules(cfg Config) []xeps.Module {
 	return []xeps.Module{
 		roster.New(),   // RFC 6121 §2-3 rosters and subscriptions, XEP-0237 roster versioning
 		presence.New(), // RFC 6121 §4 presence (needs roster before it)
+		caps.New(),     // XEP-0115: clients' entity capabilities, verified and cached (the server's own are disco's)
 		offline.Module{MaxMessages: cfg.Offline.MaxMessages}, // XEP-0160: offline messages (with XEP-0203 delay, XEP-0334 hints)
 		blocking.Module{},     // XEP-0191: Blocking Command
 		vcard.Module{},        // XEP-0054: vcard-temp

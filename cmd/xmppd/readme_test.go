@@ -8,6 +8,7 @@ import (
 
 	"github.com/xmppd/xmppd/roster"
 	"github.com/xmppd/xmppd/xeps/blocking"
+	"github.com/xmppd/xmppd/xeps/caps"
 	"github.com/xmppd/xmppd/xeps/disco"
 	"github.com/xmppd/xmppd/xeps/entitytime"
 	"github.com/xmppd/xmppd/xeps/lastactivity"
@@ -36,6 +37,7 @@ var moduleXEPs = map[string][]string{
 	"disco":        {disco.XEP},
 	"roster":       {roster.XEP},
 	"presence":     {},
+	"caps":         {caps.XEP},
 	"offline":      {offline.XEP, "0203", "0334"},
 	"blocking":     {blocking.XEP},
 	"vcard":        {vcard.XEP},

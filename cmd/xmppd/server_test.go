@@ -81,6 +81,7 @@ func melliumLogin(t *testing.T, srv *server, user, pass string, m sasl.Mechanism
 // <system-shutdown/>, and the database is closed so a new server can open it.
 func TestShutdownSendsSystemShutdown(t *testing.T) {
 	srv := startTestServer(t, nil)
+
 	alice := dialWire(t, srv.c2sAddrs[0], false)
 	alice.login("localhost", "alice", "phone", false)
 	pending := dialWire(t, srv.c2sAddrs[0], false) // not yet authenticated

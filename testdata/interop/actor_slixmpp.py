@@ -14,6 +14,8 @@ Commands, one per line on stdin (the Go interop test writes them):
   private-set TEXT              store bookmarks-like private XML (XEP-0049) -> "private-set"
   private-get                   read it back                        -> "private" event (text)
   last JID                      last activity (XEP-0012)            -> "last" event (seconds) or "iq-error"
+  ping JID                      XEP-0199 ping                       -> "ping" event or "iq-error"
+  disco JID                     disco#info (XEP-0030)               -> "disco" event (features, identities) or "iq-error"
   quit                          close the stream cleanly and exit
 
 Events, one JSON object per line on stdout after the word EVENT:
@@ -60,6 +62,7 @@ class Actor(slixmpp.ClientXMPP):
         self.register_plugin("xep_0049")  # private XML storage
         self["xep_0049"].register(Note)
         self.register_plugin("xep_0012")  # last activity
+        self.register_plugin("xep_0199")  # answers pings (no keepalive)
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("presence", self.on_presence)
         self.add_event_handler("message", self.on_message)
@@ -131,6 +134,17 @@ class Actor(slixmpp.ClientXMPP):
             elif cmd == "last":
                 iq = await self["xep_0012"].get_last_activity(args[0])
                 event(ev="last", jid=args[0], seconds=int(iq["last_activity"]["seconds"]))
+            elif cmd == "ping":
+                iq = await self["xep_0199"].send_ping(args[0], timeout=10)
+                event(ev="ping", jid=args[0], **{"from": iq["from"].full, "type": iq["type"]})
+            elif cmd == "disco":
+                iq = self.make_iq_get(queryxmlns="http://jabber.org/protocol/disco#info", ito=args[0])
+                iq = await iq.send(timeout=10)
+                q = iq.xml.find("{http://jabber.org/protocol/disco#info}query")
+                event(ev="disco", jid=args[0], **{"from": iq["from"].full},
+                      features=[f.get("var") for f in q.findall("{http://jabber.org/protocol/disco#info}feature")],
+                      identities=[i.get("category", "") + "/" + i.get("type", "")
+                                  for i in q.findall("{http://jabber.org/protocol/disco#info}identity")])
         except slixmpp.exceptions.IqError as e:
             event(ev="iq-error", op=cmd, condition=e.iq["error"]["condition"])
         except slixmpp.exceptions.IqTimeout:
@@ -163,7 +177,7 @@ class Actor(slixmpp.ClientXMPP):
                 await self.blocking(cmd, args[0])
             elif cmd == "roster":
                 await self.dump_roster()
-            elif cmd in ("vcard-set", "vcard-get", "private-set", "private-get", "last"):
+            elif cmd in ("vcard-set", "vcard-get", "private-set", "private-get", "last", "ping", "disco"):
                 await self.account_data(cmd, args)
             elif cmd == "quit":
                 await self.disconnect()
