@@ -98,7 +98,9 @@ func startActor(t *testing.T, s *interopServer, kind string, user account, direc
 			cmd.Process.Kill()
 		}
 	})
-	a.expect("online", func(e imEvent) bool { return e.s("ev") == "online" })
+	// A client process starting on a loaded 2-core machine (CI runs the race
+	// tests just before) has been seen to need more than 15 s to log in.
+	a.expectWithin(45*time.Second, "online", func(e imEvent) bool { return e.s("ev") == "online" })
 	return a
 }
 
@@ -114,13 +116,18 @@ func (a *actor) do(format string, args ...any) {
 // expect returns the first unmatched event for which ok holds, waiting up to 15 s.
 func (a *actor) expect(what string, ok func(imEvent) bool) imEvent {
 	a.t.Helper()
+	return a.expectWithin(15*time.Second, what, ok)
+}
+
+func (a *actor) expectWithin(limit time.Duration, what string, ok func(imEvent) bool) imEvent {
+	a.t.Helper()
 	for i, e := range a.unread {
 		if ok(e) {
 			a.unread = append(a.unread[:i], a.unread[i+1:]...)
 			return e
 		}
 	}
-	deadline := time.After(15 * time.Second)
+	deadline := time.After(limit)
 	for {
 		select {
 		case e, open := <-a.events:
@@ -134,7 +141,7 @@ func (a *actor) expect(what string, ok func(imEvent) bool) imEvent {
 			}
 			a.unread = append(a.unread, e)
 		case <-deadline:
-			a.t.Fatalf("%s: no %s within 15s; events so far: %v", a.name, what, a.history)
+			a.t.Fatalf("%s: no %s within %v; events so far: %v", a.name, what, limit, a.history)
 		}
 	}
 }
