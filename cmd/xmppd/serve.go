@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 	"github.com/xmppd/xmppd/c2s"
 	"github.com/xmppd/xmppd/c2s/auth"
 	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/s2s"
+	"github.com/xmppd/xmppd/s2s/srv"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xeps"
@@ -52,10 +55,12 @@ type server struct {
 	log        *slog.Logger
 	db         *storage.DB
 	c2s        *c2s.Server
+	s2s        *s2s.Server
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	c2sAddrs   []net.Addr // STARTTLS listeners, as bound (port 0 resolved)
 	directAddr []net.Addr // Direct TLS listeners
+	s2sAddrs   []net.Addr // federation listeners (STARTTLS, then Direct TLS)
 }
 
 // startServer opens everything and starts listening. It is the only place the
@@ -115,8 +120,28 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 		OnClosed:        func(ctx context.Context, sess *c2s.Session) { host.SessionClosed(ctx, sess) },
 		Logger:          log.With("component", "c2s"),
 	})
-	rt := router.New(host, s.c2s, nil, log.With("component", "router"))
+	roots, err := peerRoots(cfg.S2S.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	s2sLimits := limits
+	s2sLimits.MaxStanza = cfg.S2S.MaxStanzaSize
+	s.s2s = s2s.New(s2s.Config{
+		Domains:          cfg.Domains,
+		TLS:              tlsCfg,
+		RootCAs:          roots,
+		RequireValidCert: cfg.S2S.RequireValidCert,
+		Resolver:         resolver{&srv.Resolver{Routes: cfg.S2S.Routes, DNSServer: cfg.S2S.DNSServer}},
+		Limits:           s2sLimits,
+		ConnectTimeout:   min(10*time.Second, cfg.S2S.ConnectTimeout.D()),
+		AuthTimeout:      cfg.S2S.ConnectTimeout.D(),
+		IdleTimeout:      cfg.S2S.IdleTimeout.D(),
+		QueueSize:        cfg.S2S.QueueSize,
+		Logger:           log, // s2s scopes it itself
+	})
+	rt := router.New(host, s.c2s, s.s2s, log.With("component", "router"))
 	s.c2s.SetRouter(rt)
+	s.s2s.SetRouter(rt)
 	host.SetSender(rt.Route)
 	host.SetDeliverer(rt.Deliver)
 	host.SetBacklogDeliverer(rt.DeliverBacklog)
@@ -147,6 +172,31 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 		}
 	}
 
+	for _, l := range []struct {
+		addrs  []string
+		direct bool
+	}{{cfg.S2S.Listen, false}, {cfg.S2S.DirectTLS, true}} {
+		for _, a := range l.addrs {
+			ln, err := net.Listen("tcp", a)
+			if err != nil {
+				return nil, fmt.Errorf("s2s listener: %w", err)
+			}
+			s.s2sAddrs = append(s.s2sAddrs, ln.Addr())
+			kind := "starttls"
+			if l.direct {
+				kind = "direct-tls"
+			}
+			log.Info("listening", "service", "s2s", "kind", kind, "addr", ln.Addr().String())
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				if err := s.s2s.Serve(ctx, ln, l.direct); err != nil {
+					log.Error("s2s listener stopped", "addr", ln.Addr().String(), "err", err)
+				}
+			}()
+		}
+	}
+
 	admin := &AdminServer{DB: db, Domains: cfg.Domains, Log: log.With("component", "admin"),
 		OnUserDeleted: func(domain, local string) {
 			s.c2s.Kick(local+"@"+domain, &stanza.StreamError{Condition: "not-authorized", Text: "the account was deleted"})
@@ -166,6 +216,7 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 // the admin socket, and closes the database cleanly.
 func (s *server) Shutdown(ctx context.Context) error {
 	s.c2s.Shutdown(ctx)
+	s.s2s.Shutdown(ctx)
 	s.cancel()
 	s.wg.Wait()
 	if err := s.db.Close(); err != nil {
@@ -173,4 +224,35 @@ func (s *server) Shutdown(ctx context.Context) error {
 	}
 	s.log.Info("stopped")
 	return nil
+}
+
+// resolver adapts srv.Resolver to what the s2s package asks for.
+type resolver struct{ r *srv.Resolver }
+
+func (r resolver) Targets(ctx context.Context, domain string) ([]s2s.Target, error) {
+	ts, err := r.r.Targets(ctx, domain)
+	out := make([]s2s.Target, len(ts))
+	for i, t := range ts {
+		out[i] = s2s.Target{Host: t.Host, Port: t.Port, DirectTLS: t.DirectTLS}
+	}
+	return out, err
+}
+
+// peerRoots is what federation trusts: the system roots plus caFile, if set.
+func peerRoots(caFile string) (*x509.CertPool, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if caFile == "" {
+		return roots, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("s2s.ca_file: %w", err)
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("s2s.ca_file: %s holds no PEM certificate", caFile)
+	}
+	return roots, nil
 }
