@@ -5,6 +5,7 @@ package main
 // one step of one actor:
 //
 //	-- alice connects --         open a TCP connection ("direct-tls" in the body: TLS first)
+//	-- peer connects to s2s --   open a TCP connection to the federation listener
 //	-- alice logs in --          connect, STARTTLS, SASL PLAIN, bind (body: resource; "direct-tls")
 //	-- alice sends --            write the body as is, after ${var} substitution
 //	-- alice receives --         read what the body holds, compared structurally
@@ -129,6 +130,8 @@ func (tr *transcript) step(actor, verb, body string) {
 	switch verb {
 	case "connects":
 		tr.actors[actor] = dialWire(tr.t, addr, direct)
+	case "connects to s2s":
+		tr.actors[actor] = dialWire(tr.t, tr.srv.s2sAddrs[0], false)
 	case "logs in":
 		c := dialWire(tr.t, addr, direct)
 		tr.actors[actor] = c
@@ -200,7 +203,14 @@ func (tr *transcript) receive(c *wireClient, body string) {
 		}
 	} else {
 		// Bind the stream prefix for the expected elements.
-		want = stanza.NewDecoder(strings.NewReader(fmt.Sprintf(clientHeader, "x")+body), clientLimits())
+		// Bind the stream prefixes for the expected elements, in the
+		// content namespace of the actor's stream (jabber:server on s2s).
+		ns := c.header.NS
+		if ns == "" {
+			ns = stanza.NSClient
+		}
+		head := "<stream:stream xmlns='" + ns + "' xmlns:stream='" + stanza.NSStream + "' xmlns:db='jabber:server:dialback'>"
+		want = stanza.NewDecoder(strings.NewReader(head+body), clientLimits())
 		if _, err := want.ReadHeader(); err != nil {
 			tr.fatalf("bad expected body: %v", err)
 		}
