@@ -19,10 +19,13 @@ import (
 	swversion "github.com/xmppd/xmppd/xeps/version"
 )
 
-// coreXEPs are implemented outside the module list, by the listeners and the
-// SASL code.
+// coreXEPs are implemented outside the module list, by the listeners, the
+// SASL code and federation.
 var coreXEPs = []string{
-	"0368", // Direct TLS listener (c2s)
+	"0178", // SASL EXTERNAL between servers (s2s)
+	"0220", // Server Dialback (s2s)
+	"0288", // bidirectional server streams (s2s)
+	"0368", // Direct TLS listeners (c2s, s2s) and _xmpps-server lookups (s2s/srv)
 	"0440", // channel-binding types in the SASL features (c2s/auth)
 }
 
