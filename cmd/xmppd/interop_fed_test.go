@@ -60,6 +60,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
 )
 
 // Certificate modes.
@@ -85,6 +87,12 @@ type fedLab struct {
 	CAFile     string
 	HostsFile  string
 	ResolvConf string // "nameserver 127.0.0.1": for libunbound
+	// SRVPort, when set, moves Prosody's s2s listener to that port, drops
+	// xmppd's static route to a.test and gives xmppd SRVDNS (a DNS server in
+	// the test answering _xmpp-server._tcp.a.test with it): xmppd can then
+	// only reach Prosody by following the SRV record.
+	SRVPort int
+	SRVDNS  string
 }
 
 // cert and key paths of a domain's certificate (SAN DNS:domain, DNS:*.domain).
@@ -464,8 +472,12 @@ func startProsody(t *testing.T, l *fedLab, domain, ip string, users ...string) *
 		fedWriteFile(t, filepath.Join(p.Dir, f.to), b, 0o600)
 	}
 	cfg := filepath.Join(p.Dir, "prosody.cfg.lua")
+	s2sPort := 5269
+	if l.SRVPort != 0 {
+		s2sPort = l.SRVPort
+	}
 	renderFedTemplate(t, "prosody.cfg.lua", cfg, map[string]any{
-		"Dir": p.Dir, "Domain": domain, "IP": ip, "Valid": l.Mode == fedValid,
+		"Dir": p.Dir, "Domain": domain, "IP": ip, "Valid": l.Mode == fedValid, "S2SPort": s2sPort,
 		"CAFile": l.CAFile, "HostsFile": l.HostsFile, "ResolvConf": l.ResolvConf,
 	})
 	for _, u := range users {
@@ -490,7 +502,7 @@ func startProsody(t *testing.T, l *fedLab, domain, ip string, users ...string) *
 	if err != nil {
 		t.Fatalf("prosodyctl start: %v\n%s", err, out)
 	}
-	for _, a := range []string{ip + ":5222", ip + ":5269"} {
+	for _, a := range []string{ip + ":5222", fmt.Sprintf("%s:%d", ip, s2sPort)} {
 		if err := fedWaitTCP(a, 15*time.Second); err != nil {
 			fedLogTail(t, "prosody "+domain, p.LogFile, 80)
 			t.Fatal(err)
@@ -771,6 +783,10 @@ func xmppdFedConfigFor(l *fedLab, dir string) xmppdFedConfig {
 	if l.Mode == fedValid {
 		c.CAFile = l.CAFile
 		c.RequireValidCert = true
+	}
+	if l.SRVPort != 0 {
+		delete(c.Routes, prosodyDomain)
+		c.DNSServer = l.SRVDNS
 	}
 	return c
 }
@@ -1223,6 +1239,73 @@ func TestInteropFederationProsody(t *testing.T) {
 			checkFedAuth(t, p, xmppdDomain, mode)
 		})
 	}
+}
+
+// TestInteropFederationProsodySRV: xmppd finds Prosody through DNS: no
+// static route, and Prosody's s2s listener is on 15269, which only the
+// _xmpp-server._tcp.a.test SRV record (served by a DNS server in this test,
+// on loopback) names. The A fallback (a.test:5269) would find nothing.
+func TestInteropFederationProsodySRV(t *testing.T) {
+	timing(t)
+	l := newFedLab(t, fedDialback)
+	needProsody(t)
+	needPython(t)
+	l.SRVPort = 15269
+	l.SRVDNS = serveFedDNS(t, "a.test", prosodyIP, l.SRVPort)
+	p := startProsody(t, l, prosodyDomain, prosodyIP, "bob")
+	s := startFedXmppd(t, l, "alice")
+	fedScenario(t,
+		fedEnd{Name: "xmppd", Domain: xmppdDomain, User: s.Users["alice"]},
+		fedEnd{Name: "prosody", Domain: p.Domain, User: p.Users["bob"]})
+	if !strings.Contains(s.Log.String(), fmt.Sprintf("%s:%d", prosodyIP, l.SRVPort)) {
+		t.Errorf("xmppd's log never mentions %s:%d, the SRV target", prosodyIP, l.SRVPort)
+	}
+}
+
+// serveFedDNS answers, on a loopback UDP port, the SRV query for
+// _xmpp-server._tcp.<domain> (target <domain>:port) and the A query for
+// <domain> (ip); everything else is NXDOMAIN. It returns "127.0.0.1:PORT".
+func serveFedDNS(t *testing.T, domain, ip string, port int) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	addr := net.ParseIP(ip).To4()
+	srvName := "_xmpp-server._tcp." + domain + "."
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var m dnsmessage.Message
+			if m.Unpack(buf[:n]) != nil || len(m.Questions) != 1 {
+				continue
+			}
+			q := m.Questions[0]
+			resp := dnsmessage.Message{Header: dnsmessage.Header{ID: m.ID, Response: true, Authoritative: true}, Questions: m.Questions}
+			h := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60, Type: q.Type}
+			name := strings.ToLower(q.Name.String())
+			switch {
+			case q.Type == dnsmessage.TypeSRV && name == srvName:
+				resp.Answers = append(resp.Answers, dnsmessage.Resource{Header: h, Body: &dnsmessage.SRVResource{
+					Priority: 0, Weight: 0, Port: uint16(port), Target: dnsmessage.MustNewName(domain + ".")}})
+			case q.Type == dnsmessage.TypeA && name == domain+".":
+				resp.Answers = append(resp.Answers, dnsmessage.Resource{Header: h, Body: &dnsmessage.AResource{A: [4]byte(addr)}})
+			case name == domain+".":
+				// the name exists, no records of this type
+			default:
+				resp.RCode = dnsmessage.RCodeNameError
+			}
+			if out, err := resp.Pack(); err == nil {
+				pc.WriteTo(out, from)
+			}
+		}
+	}()
+	return pc.LocalAddr().String()
 }
 
 // TestInteropFederationEjabberd: xmppd (c.test) and ejabberd (b.test), in
