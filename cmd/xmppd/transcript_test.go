@@ -9,7 +9,8 @@ package main
 //	-- alice logs in --          connect, STARTTLS, SASL PLAIN, bind (body: resource; "direct-tls")
 //	-- alice sends --            write the body as is, after ${var} substitution
 //	-- alice receives --         read what the body holds, compared structurally
-//	-- alice starttls --         upgrade to TLS (after <proceed/>)
+//	-- alice starttls --         upgrade to TLS (after <proceed/>); body "cert": present
+//	                             the federation peer's certificate (peer.test, trusted)
 //	-- alice is disconnected --  the server closes the connection
 //	-- alice drops --            close the TCP connection without </stream:stream>
 //	-- alice syncs --            ping the server and wait for the answer: everything
@@ -29,14 +30,24 @@ package main
 // "config: offline.max_messages = 2") changes the test server's config.
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"golang.org/x/tools/txtar"
@@ -62,15 +73,67 @@ func TestTranscripts(t *testing.T) {
 }
 
 type transcript struct {
-	t       *testing.T
-	srv     *server
-	actors  map[string]*wireClient
-	vars    map[string]string
-	stepIdx int
+	t        *testing.T
+	srv      *server
+	actors   map[string]*wireClient
+	vars     map[string]string
+	stepIdx  int
+	peerCert *tls.Certificate // for federation transcripts
+}
+
+// peerCertificate makes a CA (written to a file the server can trust) and a
+// certificate for domain signed by it.
+func peerCertificate(t *testing.T, domain string) (caFile string, cert tls.Certificate) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "xmppd transcript CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: domain}, DNSNames: []string{domain},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	caCert, _ := x509.ParseCertificate(caDER)
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return caFile, tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: key}
 }
 
 func runTranscript(t *testing.T, ar *txtar.Archive) {
-	tr := &transcript{t: t, srv: startTestServer(t, transcriptConfig(t, ar.Comment)), actors: map[string]*wireClient{}, vars: map[string]string{}}
+	edit := transcriptConfig(t, ar.Comment)
+	var peer *tls.Certificate
+	if strings.Contains(string(txtar.Format(ar)), " connects to s2s --") {
+		// A federation peer "peer.test" with a certificate from a CA the
+		// server trusts (s2s.ca_file), presented by "-- X starttls --" with
+		// the body "cert".
+		caFile, cert := peerCertificate(t, "peer.test")
+		peer = &cert
+		inner := edit
+		edit = func(c *Config) {
+			c.S2S.CAFile = caFile
+			if inner != nil {
+				inner(c)
+			}
+		}
+	}
+	tr := &transcript{t: t, srv: startTestServer(t, edit), actors: map[string]*wireClient{}, vars: map[string]string{}, peerCert: peer}
 	for i, f := range ar.Files {
 		tr.stepIdx = i
 		actor, verb, ok := strings.Cut(f.Name, " ")
@@ -143,7 +206,11 @@ func (tr *transcript) step(actor, verb, body string) {
 	case "sends":
 		tr.client(actor).send(tr.expand(body))
 	case "starttls":
-		tr.client(actor).startTLS()
+		if body == "cert" {
+			tr.client(actor).startTLSWith(tr.peerCert)
+		} else {
+			tr.client(actor).startTLS()
+		}
 	case "receives":
 		tr.receive(tr.client(actor), body)
 	case "is disconnected":

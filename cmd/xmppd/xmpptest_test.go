@@ -150,7 +150,17 @@ func (c *wireClient) nextErr() (*stanza.Element, error) {
 // startTLS upgrades the connection after <proceed/>.
 func (c *wireClient) startTLS() {
 	c.t.Helper()
-	tc := tls.Client(c.conn, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
+	c.startTLSWith(nil)
+}
+
+// startTLSWith upgrades to TLS presenting cert (nil: none), as a federating server would.
+func (c *wireClient) startTLSWith(cert *tls.Certificate) {
+	c.t.Helper()
+	cfg := &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	tc := tls.Client(c.conn, cfg)
 	if err := tc.Handshake(); err != nil {
 		c.t.Fatalf("TLS handshake: %v", err)
 	}
