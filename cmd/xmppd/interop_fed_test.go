@@ -1056,6 +1056,23 @@ func fedScenario(t *testing.T, x, p fedEnd) {
 	}
 	step("ping and disco#info across, servers and clients")
 
+	// vcard-temp across: each publishes a vCard at home, the other reads it
+	// through the federation (an iq to a remote bare JID, answered by that
+	// user's server).
+	for _, r := range []struct {
+		owner, reader *actor
+		jid, fn       string
+	}{{X, P, xj, "Alice at " + x.Domain + " " + tok}, {P, X, pj, "Bob at " + p.Domain + " " + tok}} {
+		r.owner.do("vcard-set %s", r.fn)
+		r.owner.expect("vcard published", func(e imEvent) bool { return e.s("ev") == "vcard-set" })
+		r.reader.do("vcard-get %s", r.jid)
+		v := r.reader.expect("vcard of "+r.jid, func(e imEvent) bool { return e.s("ev") == "vcard" || e.s("ev") == "iq-error" })
+		if v.s("fn") != r.fn {
+			t.Fatalf("%s read %s's vCard FN %q, want %q (%v)", r.reader.name, r.jid, v.s("fn"), r.fn, v)
+		}
+	}
+	step("vcard-temp across")
+
 	// Offline across domains: x's user logs out, p's user writes, x's server
 	// stores the message and delivers it at the next login.
 	X.quit()
