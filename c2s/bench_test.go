@@ -104,11 +104,8 @@ func BenchmarkMessageDecodeRouteEncode(b *testing.B) {
 
 func waitDrained(b *testing.B, s *Session) {
 	for {
-		s.qmu.Lock()
-		idle := len(s.queue) == 0 && !s.writing
-		closing := s.closing
-		s.qmu.Unlock()
-		if closing {
+		idle := !s.out.Busy()
+		if s.out.Closing() {
 			b.Fatal("session closed: the queue overflowed")
 		}
 		if idle {

@@ -6,7 +6,6 @@ package c2s
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"github.com/xmppd/xmppd/c2s/auth"
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/stanza"
+	"github.com/xmppd/xmppd/stream"
 )
 
 // Router is where bound sessions hand their stanzas. *router.Router implements it.
@@ -55,15 +55,11 @@ type Config struct {
 
 // Server accepts client connections and keeps the registry of bound sessions.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	shards  [64]shard
-	seed    maphash.Seed
-	mu      sync.Mutex // guards conns, listeners, closing (not on the stanza path)
-	conns   map[*Session]struct{}
-	lns     []net.Listener
-	closing bool
-	wg      sync.WaitGroup
+	cfg    Config
+	log    *slog.Logger
+	shards [64]shard
+	seed   maphash.Seed
+	open   stream.Listeners[*Session] // listeners and open connections, for Shutdown
 }
 
 type shard struct {
@@ -95,7 +91,7 @@ func New(cfg Config) *Server {
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, seed: maphash.MakeSeed(), conns: map[*Session]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, seed: maphash.MakeSeed()}
 	for i := range s.shards {
 		s.shards[i].m = map[string][]*Session{}
 	}
@@ -105,83 +101,19 @@ func New(cfg Config) *Server {
 // Serve accepts connections on ln until ctx ends or Shutdown is called.
 // directTLS makes it an XEP-0368 listener: TLS from the first byte.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		ln.Close()
-		return nil
-	}
-	s.lns = append(s.lns, ln)
-	s.mu.Unlock()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing || ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(50 * time.Millisecond) // out of file descriptors: back off
-				continue
-			}
-			return fmt.Errorf("c2s: accept: %w", err)
-		}
+	err := s.open.Serve(ctx, ln, func(conn net.Conn) (*Session, func()) {
 		sess := newSession(s, conn)
-		if !s.track(sess) {
-			conn.Close()
-			continue
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.untrack(sess)
-			sess.serve(ctx, directTLS)
-		}()
+		return sess, func() { sess.serve(ctx, directTLS) }
+	})
+	if err != nil {
+		return fmt.Errorf("c2s: accept: %w", err)
 	}
-}
-
-func (s *Server) track(sess *Session) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.conns[sess] = struct{}{}
-	return true
-}
-
-func (s *Server) untrack(sess *Session) {
-	s.mu.Lock()
-	delete(s.conns, sess)
-	s.mu.Unlock()
+	return nil
 }
 
 // Shutdown stops the listeners, sends <system-shutdown/> to every open stream
 // and waits (until ctx ends) for the sessions to finish.
-func (s *Server) Shutdown(ctx context.Context) {
-	s.mu.Lock()
-	s.closing = true
-	for _, ln := range s.lns {
-		ln.Close()
-	}
-	sessions := make([]*Session, 0, len(s.conns))
-	for sess := range s.conns {
-		sessions = append(sessions, sess)
-	}
-	s.mu.Unlock()
-	for _, sess := range sessions {
-		sess.CloseWithError(&stanza.StreamError{Condition: "system-shutdown", Text: "the server is shutting down"})
-	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-}
+func (s *Server) Shutdown(ctx context.Context) { s.open.Shutdown(ctx) }
 
 // Kick closes every session of a bare JID with a stream error, for example
 // after the account was deleted.

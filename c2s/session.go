@@ -8,17 +8,16 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/xmppd/xmppd/c2s/auth"
 	"github.com/xmppd/xmppd/stanza"
+	"github.com/xmppd/xmppd/stream"
 )
 
 // Session is one client connection, from the first byte to the close.
@@ -26,13 +25,13 @@ import (
 // One goroutine (serve) reads and owns the negotiation state. Writes before
 // binding are made by that goroutine directly; after binding, every stanza
 // for the client goes through a bounded queue drained by a writer goroutine
-// that exists only while there is something to write, so an idle session
-// costs one goroutine, not two.
+// that exists only while there is something to write (stream.Conn), so an
+// idle session costs one goroutine, not two.
 type Session struct {
-	srv  *Server
-	conn net.Conn // the raw connection, or the TLS connection over it
-	dec  *stanza.Decoder
-	log  *slog.Logger
+	srv *Server
+	out *stream.Conn[*stanza.Element] // the connection (raw, or TLS over it) and its writing half
+	dec *stanza.Decoder
+	log *slog.Logger
 
 	// Negotiation state, owned by the serve goroutine.
 	id            string
@@ -50,30 +49,30 @@ type Session struct {
 	full string
 
 	presence atomic.Int32 // 0 = unavailable; otherwise priority+1000
-
-	wmu        sync.Mutex // serialises writes to conn
-	headerSent bool       // guarded by wmu
-
-	qmu        sync.Mutex // guards the fields below
-	queue      []*stanza.Element
-	writing    bool
-	closing    bool
-	closeErr   *stanza.StreamError
-	room       chan struct{} // closed by the writer when it empties the queue; see DeliverWait
-	writerDone chan struct{} // closed once the final frame is written (or failed)
-	doneOnce   sync.Once
 }
 
 func newSession(srv *Server, conn net.Conn) *Session {
 	id := newID()
-	return &Session{
-		srv:        srv,
-		conn:       conn,
-		dec:        stanza.NewDecoder(conn, srv.cfg.PreAuthLimits),
-		id:         id,
-		log:        srv.log.With("session", id[:8], "remote", conn.RemoteAddr().String()),
-		writerDone: make(chan struct{}),
+	s := &Session{
+		srv: srv,
+		dec: stanza.NewDecoder(conn, srv.cfg.PreAuthLimits),
+		id:  id,
+		log: srv.log.With("session", id[:8], "remote", conn.RemoteAddr().String()),
 	}
+	s.out = stream.New(conn, stream.Config[*stanza.Element]{
+		QueueSize:    srv.cfg.QueueSize,
+		WriteTimeout: srv.cfg.WriteTimeout,
+		Append:       appendClient,
+		Header:       s.ourHeader,
+	})
+	return s
+}
+
+// appendClient writes a stanza in the stream's default namespace (a
+// jabber:server stanza from federation becomes jabber:client this way);
+// other top-level elements keep their own.
+func appendClient(b []byte, el *stanza.Element) []byte {
+	return stream.AppendStanza(b, el, stanza.NSClient)
 }
 
 func newID() string {
@@ -97,7 +96,7 @@ func (s *Session) serve(ctx context.Context, directTLS bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer s.finish(ctx)
-	s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.AuthTimeout))
+	s.out.NetConn().SetReadDeadline(time.Now().Add(s.srv.cfg.AuthTimeout))
 	if directTLS {
 		if err := s.startTLS(ctx); err != nil {
 			s.log.Debug("direct TLS handshake failed", "err", err)
@@ -106,15 +105,9 @@ func (s *Session) serve(ctx context.Context, directTLS bool) {
 	}
 	err := s.negotiate(ctx)
 	if err == nil {
-		// Bound: no more authentication deadline. Unless the stream is
-		// already closing, whose writer set a short deadline to end this
-		// reader: under wmu, the writer either set it before (closing is
-		// seen here) or sets it after (and wins).
-		s.wmu.Lock()
-		if !s.isClosing() {
-			s.conn.SetReadDeadline(time.Time{})
-		}
-		s.wmu.Unlock()
+		// Bound: no more authentication deadline, unless the stream is
+		// already closing (its writer's short deadline ends this reader).
+		s.out.LiftReadDeadline()
 		s.dec.SetLimits(s.srv.cfg.Limits)
 		err = s.readStanzas(ctx)
 	}
@@ -162,19 +155,10 @@ func (s *Session) finish(ctx context.Context) {
 			s.srv.cfg.OnClosed(ctx, s)
 		}
 	}
-	s.CloseWithError(nil)
-	select {
-	case <-s.writerDone:
-	case <-time.After(s.srv.cfg.WriteTimeout):
-	}
-	s.conn.Close()
+	s.out.Close()
 }
 
-func (s *Session) isClosing() bool {
-	s.qmu.Lock()
-	defer s.qmu.Unlock()
-	return s.closing
-}
+func (s *Session) isClosing() bool { return s.out.Closing() }
 
 // negotiate runs stream negotiation until a resource is bound.
 func (s *Session) negotiate(ctx context.Context) error {
@@ -203,9 +187,7 @@ func (s *Session) negotiate(ctx context.Context) error {
 
 // openStream reads the client's stream header and answers with ours and the features.
 func (s *Session) openStream() error {
-	s.wmu.Lock()
-	s.headerSent = false // a restarted stream needs its own header, even before an error
-	s.wmu.Unlock()
+	s.out.Restart(nil) // a restarted stream needs its own header, even before an error
 	h, err := s.dec.ReadHeader()
 	if err != nil {
 		return err
@@ -296,7 +278,7 @@ func (s *Session) appendFeatures(b []byte) []byte {
 }
 
 func (s *Session) tlsState() *tls.ConnectionState {
-	if tc, ok := s.conn.(*tls.Conn); ok {
+	if tc, ok := s.out.NetConn().(*tls.Conn); ok {
 		st := tc.ConnectionState()
 		return &st
 	}
@@ -336,15 +318,13 @@ func (s *Session) negotiationElement(ctx context.Context, el *stanza.Element) (r
 // startTLS upgrades the connection. Bytes the client sent after <starttls/>
 // and before the handshake are discarded with the old reader (CVE-2011-0411 style injection).
 func (s *Session) startTLS(ctx context.Context) error {
-	tc := tls.Server(s.conn, s.srv.cfg.TLS)
+	tc := tls.Server(s.out.NetConn(), s.srv.cfg.TLS)
 	hctx, cancel := context.WithTimeout(ctx, s.srv.cfg.AuthTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
 		return err
 	}
-	s.wmu.Lock()
-	s.conn = tc
-	s.wmu.Unlock()
+	s.out.SetConn(tc)
 	s.dec.Reset(tc)
 	s.secure = true
 	s.certDER = s.servedCert(tc.ConnectionState().ServerName)
@@ -493,7 +473,7 @@ func (s *Session) saslFailure(err error, counted bool, attempted string) error {
 // throttleKeys names what a failure counts against: the client's address and,
 // when known, the account it tried.
 func (s *Session) throttleKeys(account string) []string {
-	host, _, _ := net.SplitHostPort(s.conn.RemoteAddr().String())
+	host, _, _ := net.SplitHostPort(s.out.NetConn().RemoteAddr().String())
 	keys := []string{"addr:" + host}
 	if account != "" {
 		keys = append(keys, "account:"+account+"@"+s.domain)
@@ -538,9 +518,7 @@ func (s *Session) bindIQ(ctx context.Context, el *stanza.Element) error {
 	// The result is queued before the session is registered, so it goes out
 	// ahead of anything others route to the new JID; and it is written only
 	// after registration, so a client that acts on it can already be reached.
-	s.qmu.Lock()
-	s.queue = append(s.queue, res)
-	s.qmu.Unlock()
+	s.out.Hold(res)
 	old := s.srv.bind(s)
 	s.Deliver(nil)
 	if old != nil {
@@ -621,37 +599,18 @@ func (s *Session) trackPresence(el *stanza.Element) {
 // disconnected, so it can never stall the router or hold unbounded memory.
 // A nil el only starts the writer for what is already queued.
 func (s *Session) Deliver(el *stanza.Element) bool {
-	s.qmu.Lock()
-	if s.closing {
-		s.qmu.Unlock()
-		return false
-	}
 	if el == nil {
-		start := !s.writing && len(s.queue) > 0
-		s.writing = s.writing || start
-		s.qmu.Unlock()
-		if start {
-			go s.flush()
-		}
-		return true
+		return s.out.Start()
 	}
-	if len(s.queue) >= s.srv.cfg.QueueSize {
-		s.qmu.Unlock()
+	ok, full := s.out.Enqueue(el, true)
+	if full {
 		s.log.Warn("slow consumer: closing", "queued", s.srv.cfg.QueueSize)
-		s.CloseWithError(&stanza.StreamError{Condition: "policy-violation", Text: "too many stanzas waiting for you"})
-		// The writer is stuck in a Write the client does not read: fail it now
-		// rather than after WriteTimeout, so the session ends at once.
-		s.conn.SetWriteDeadline(time.Now())
+		// The writer may be stuck in a Write the client does not read: fail
+		// it now rather than after WriteTimeout, so the session ends at once.
+		s.out.CloseStuck(&stanza.StreamError{Condition: "policy-violation", Text: "too many stanzas waiting for you"})
 		return false
 	}
-	s.queue = append(s.queue, el)
-	start := !s.writing
-	s.writing = true
-	s.qmu.Unlock()
-	if start {
-		go s.flush()
-	}
-	return true
+	return ok
 }
 
 // DeliverWait queues el like Deliver, but when the queue is full it waits for
@@ -660,151 +619,15 @@ func (s *Session) Deliver(el *stanza.Element) bool {
 // reader goroutine (offline messages after its initial presence), where
 // waiting only holds back that client.
 func (s *Session) DeliverWait(ctx context.Context, el *stanza.Element) bool {
-	for {
-		s.qmu.Lock()
-		if s.closing {
-			s.qmu.Unlock()
-			return false
-		}
-		if len(s.queue) < s.srv.cfg.QueueSize {
-			s.queue = append(s.queue, el)
-			start := !s.writing
-			s.writing = true
-			s.qmu.Unlock()
-			if start {
-				go s.flush()
-			}
-			return true
-		}
-		if s.room == nil {
-			s.room = make(chan struct{})
-		}
-		room := s.room
-		s.qmu.Unlock()
-		select {
-		case <-room:
-		case <-ctx.Done():
-			return false
-		}
-	}
+	return s.out.DeliverWait(ctx, el)
 }
 
 // CloseWithError ends the stream: queued stanzas are written, then the stream
 // error (if any) and </stream:stream>. Safe to call from any goroutine, more than once.
-func (s *Session) CloseWithError(se *stanza.StreamError) {
-	s.qmu.Lock()
-	if s.closing {
-		s.qmu.Unlock()
-		return
-	}
-	s.closing = true
-	s.closeErr = se
-	start := !s.writing
-	s.writing = true
-	s.qmu.Unlock()
-	if start {
-		go s.flush()
-	}
-}
+func (s *Session) CloseWithError(se *stanza.StreamError) { s.out.CloseWithError(se) }
 
 // abort closes without writing anything (the connection is already broken).
-func (s *Session) abort() {
-	s.qmu.Lock()
-	s.closing = true
-	s.queue = nil
-	running := s.writing
-	s.qmu.Unlock()
-	if !running {
-		s.markWriterDone()
-	}
-}
-
-func (s *Session) markWriterDone() { s.doneOnce.Do(func() { close(s.writerDone) }) }
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
-// flush is the writer: it drains the queue in batches, one Write per batch, and
-// exits when the queue is empty, so idle sessions keep no writer goroutine.
-func (s *Session) flush() {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	for {
-		s.qmu.Lock()
-		batch := s.queue
-		s.queue = nil
-		if s.room != nil {
-			close(s.room) // DeliverWait callers may go on
-			s.room = nil
-		}
-		closing, se := s.closing, s.closeErr
-		if len(batch) == 0 && !closing {
-			s.writing = false
-			s.qmu.Unlock()
-			return
-		}
-		s.qmu.Unlock()
-
-		b := (*bp)[:0]
-		for _, el := range batch {
-			// Stanzas are written in the stream's default namespace (a jabber:server
-			// stanza from federation becomes jabber:client this way); other
-			// top-level elements keep their own.
-			ns := stanza.NSClient
-			if el.Space == "" || el.Space == stanza.NSServer {
-				ns = el.Space
-			}
-			b = el.AppendXML(b, ns)
-		}
-		if closing {
-			s.qmu.Lock()
-			more := len(s.queue) > 0
-			s.qmu.Unlock()
-			if !more {
-				if se != nil {
-					b = se.AppendXML(b)
-				}
-				b = append(b, stanza.StreamEnd...)
-			} else {
-				closing = false // write what came in meanwhile first
-			}
-		}
-		err := s.write(b, closing)
-		*bp = b[:0]
-		if err != nil || closing {
-			// After the final frame, give the peer a moment to send its own
-			// </stream:stream>, then the reader's deadline ends the session.
-			s.wmu.Lock()
-			s.conn.SetReadDeadline(time.Now().Add(time.Second))
-			s.wmu.Unlock()
-			s.qmu.Lock()
-			s.queue = nil
-			s.closing = true
-			s.qmu.Unlock()
-			s.markWriterDone()
-			return
-		}
-	}
-}
-
-// write sends b with a deadline. final frames get a stream header first when
-// none was sent on this stream yet (RFC 6120 §4.9.1.2: errors during setup
-// still open the stream).
-func (s *Session) write(b []byte, final bool) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if final && !s.headerSent {
-		b = append(stanza.AppendStreamHeader(nil, s.ourHeader()), b...)
-	}
-	s.headerSent = true
-	s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
-	_, err := s.conn.Write(b)
-	return err
-}
+func (s *Session) abort() { s.out.Abort() }
 
 // writeRaw writes during negotiation, from the serve goroutine.
-func (s *Session) writeRaw(b []byte) error {
-	if s.isClosing() {
-		return io.ErrClosedPipe
-	}
-	return s.write(b, false)
-}
+func (s *Session) writeRaw(b []byte) error { return s.out.WriteRaw(b) }

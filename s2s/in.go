@@ -103,10 +103,7 @@ func (in *inbound) openStream() error {
 	} else if len(s.cfg.Domains) > 0 {
 		ours.From = s.cfg.Domains[0]
 	}
-	in.wmu.Lock()
-	in.hdr = ours // for an error sent before our header
-	in.headerSent = false
-	in.wmu.Unlock()
+	in.out.Restart(func() { in.hdr = ours }) // for an error sent before our header
 	if err != nil {
 		return err
 	}
@@ -332,8 +329,8 @@ func (in *inbound) dialbackResult(el *stanza.Element) error {
 	}
 	in.pending[d.from+" "+d.to] = true
 	in.amu.Unlock()
-	s.wg.Add(1)
-	go in.callback(d, in.id)
+	id := in.id
+	s.open.Go(func() { in.callback(d, id) })
 	return nil
 }
 
@@ -341,7 +338,6 @@ func (in *inbound) dialbackResult(el *stanza.Element) error {
 // own for this stream, and answers the peer (XEP-0220 §2.1).
 func (in *inbound) callback(d dbElem, streamID string) {
 	s := in.srv
-	defer s.wg.Done()
 	s.callbacks.Add(1)
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.AuthTimeout)
 	defer cancel()

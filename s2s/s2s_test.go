@@ -428,7 +428,7 @@ func TestIdleClose(t *testing.T) {
 		defer c.mu.Unlock()
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		return len(c.routes) == 0 && len(c.streams) == 0 && len(d.streams) == 0
+		return len(c.routes) == 0 && c.open.Len() == 0 && d.open.Len() == 0
 	})
 	// A new stanza opens a new stream.
 	c.Send(ctx, "d.test", message("alice@c.test", "bob@d.test", "2"))

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/xmppd/xmppd/stanza"
+	// Renamed: this package's own type is called stream.
+	xmppstream "github.com/xmppd/xmppd/stream"
 )
 
 // Router takes inbound stanzas once their addresses are checked. *router.Router implements it.
@@ -76,12 +78,11 @@ type Server struct {
 	ctx     context.Context // the server's lifetime: cancelled by Shutdown
 	cancel  context.CancelFunc
 
-	mu      sync.Mutex // guards the fields below; taken before any stream's qmu, never after
+	mu      sync.Mutex // guards the fields below; taken before open's lock and any stream's, never after
 	routes  map[routeKey]*route
-	streams map[*stream]struct{}
-	lns     []net.Listener
 	closing bool
-	wg      sync.WaitGroup
+
+	open xmppstream.Listeners[*stream] // listeners, open streams, and the goroutines Shutdown waits for
 
 	// Counters, for tests and later for metrics.
 	dialed    atomic.Int64 // outbound stream attempts (per target tried)
@@ -142,7 +143,6 @@ func New(cfg Config) *Server {
 		domains: map[string]bool{},
 		secret:  cfg.DialbackSecret,
 		routes:  map[routeKey]*route{},
-		streams: map[*stream]struct{}{},
 	}
 	if len(s.secret) == 0 {
 		s.secret = make([]byte, 32)
@@ -164,61 +164,17 @@ func (s *Server) SetRouter(r Router) { s.cfg.Router = r }
 // Serve accepts connections on ln until ctx ends or Shutdown is called.
 // directTLS makes it an XEP-0368 listener (5270): TLS from the first byte.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		ln.Close()
-		return nil
-	}
-	s.lns = append(s.lns, ln)
-	s.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing || ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(50 * time.Millisecond) // out of file descriptors: back off
-				continue
-			}
-			return fmt.Errorf("s2s: accept: %w", err)
-		}
+	err := s.open.Serve(ctx, ln, func(conn net.Conn) (*stream, func()) {
 		s.accepted.Add(1)
 		in := newInbound(s, conn)
-		if !s.track(in.stream) {
-			conn.Close()
-			continue
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.untrack(in.stream)
-			in.serve(directTLS)
-		}()
+		return in.stream, func() { in.serve(directTLS) }
+	})
+	if err != nil {
+		return fmt.Errorf("s2s: accept: %w", err)
 	}
-}
-
-func (s *Server) track(st *stream) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.streams[st] = struct{}{}
-	return true
-}
-
-func (s *Server) untrack(st *stream) {
-	s.mu.Lock()
-	delete(s.streams, st)
-	s.mu.Unlock()
+	return nil
 }
 
 // Shutdown stops the listeners and all dialing, sends <system-shutdown/> on
@@ -227,24 +183,9 @@ func (s *Server) untrack(st *stream) {
 func (s *Server) Shutdown(ctx context.Context) {
 	s.mu.Lock()
 	s.closing = true
-	for _, ln := range s.lns {
-		ln.Close()
-	}
-	streams := make([]*stream, 0, len(s.streams))
-	for st := range s.streams {
-		streams = append(streams, st)
-	}
 	s.mu.Unlock()
 	s.cancel()
-	for _, st := range streams {
-		st.CloseWithError(&stanza.StreamError{Condition: "system-shutdown", Text: "the server is shutting down"})
-	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+	s.open.Shutdown(ctx)
 }
 
 // Send implements router.Remote: it queues el for the remote domain and
@@ -277,8 +218,7 @@ func (s *Server) send(key routeKey, it qitem) bool {
 		if r == nil {
 			r = &route{key: key}
 			s.routes[key] = r
-			s.wg.Add(1)
-			go s.connect(r)
+			s.open.Go(func() { s.connect(r) })
 		}
 		if st := r.st; st != nil {
 			s.mu.Unlock()
@@ -318,14 +258,13 @@ func (s *Server) dropRoute(key routeKey, st *stream) {
 
 // connect sets up the outgoing stream of a route and then runs it.
 func (s *Server) connect(r *route) {
-	defer s.wg.Done()
 	log := s.log.With("direction", "out", "local_domain", r.key.local, "remote_domain", r.key.remote)
 	out, err := s.dialOut(s.ctx, r.key.local, r.key.remote, nil)
 	s.mu.Lock()
 	if err == nil && s.closing {
 		err = context.Canceled
 	}
-	if err == nil && !s.trackLocked(out.stream) {
+	if err == nil && !s.open.Track(out.stream) {
 		err = context.Canceled
 	}
 	if err != nil {
@@ -362,17 +301,9 @@ func (s *Server) connect(r *route) {
 	s.unregisterBidi(out.stream)
 	out.endWith(err)
 	out.finish()
-	s.untrack(out.stream)
+	s.open.Untrack(out.stream)
 	s.requeue(out.leftovers())
 	log.Debug("stream closed")
-}
-
-func (s *Server) trackLocked(st *stream) bool {
-	if s.closing {
-		return false
-	}
-	s.streams[st] = struct{}{}
-	return true
 }
 
 // requeue sends again, once, stanzas a broken stream never wrote; a stanza

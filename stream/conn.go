@@ -1,0 +1,387 @@
+// Package stream is the connection machinery c2s and s2s share: the sending
+// half of one XML stream (a bounded queue drained by a writer goroutine that
+// exists only while there is something to write, and the close that ends the
+// stream) and a server's listeners with the set of streams they opened, so
+// that Shutdown can reach them all. What a stream says, and to whom, stays
+// with c2s and s2s: this package knows stanzas only as elements to write.
+package stream
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/xmppd/xmppd/stanza"
+)
+
+// Config is what a Conn needs from its owner. T is what the queue holds:
+// c2s queues elements, s2s elements with a retry mark.
+type Config[T any] struct {
+	// QueueSize bounds the queue for Enqueue(it, true) and DeliverWait.
+	QueueSize int
+	// WriteTimeout is the deadline of one write.
+	WriteTimeout time.Duration
+	// Append serializes one queued item into b. Stanzas are written in the
+	// stream's default namespace, which is the owner's to know (jabber:client
+	// or jabber:server).
+	Append func(b []byte, it T) []byte
+	// Header returns our stream header, written ahead of a final frame when
+	// no header was written on the current stream yet (RFC 6120 §4.9.1.2:
+	// errors during setup still open the stream). It runs with the write
+	// lock held, so it may read what Restart's f sets.
+	Header func() stanza.StreamHeader
+	// KeepUnwritten keeps what was queued but never written when the stream
+	// ends under it, for Unwritten (s2s sends it again elsewhere). Without
+	// it, an aborted stream drops its queue at once and the writer drops
+	// what is left when it stops.
+	KeepUnwritten bool
+	// Wrote, if set, runs after every write, with the write lock held.
+	Wrote func()
+	// WriteFailed, if set, hears why the writer's write failed (the stream
+	// then ends; WriteRaw's failures go to its caller instead).
+	WriteFailed func(err error)
+	// OnClose, if set, runs when the stream is closed or aborted and when
+	// its writer stops for good, with no lock held. It may run more than once.
+	OnClose func()
+}
+
+// Conn is the sending half of one XML stream. The goroutine that reads the
+// stream writes directly with WriteRaw while it negotiates; afterwards every
+// item goes through the queue. Two locks: one serializes writes to the
+// connection, the other guards the queue and the closing state; the second
+// may be taken under the first (LiftReadDeadline), never the other way.
+type Conn[T any] struct {
+	cfg Config[T]
+
+	wmu        sync.Mutex // serializes writes; guards conn and headerSent
+	conn       net.Conn
+	headerSent bool
+
+	qmu        sync.Mutex // guards the fields below
+	queue      []T
+	writing    bool // a writer goroutine runs
+	closing    bool
+	closeErr   *stanza.StreamError
+	room       chan struct{} // closed by the writer when it empties the queue; see DeliverWait
+	writerDone chan struct{} // closed once the final frame is written (or failed)
+	doneOnce   sync.Once
+}
+
+// New returns the sending half of a stream over c.
+func New[T any](c net.Conn, cfg Config[T]) *Conn[T] {
+	return &Conn[T]{cfg: cfg, conn: c, writerDone: make(chan struct{})}
+}
+
+// Enqueue queues it for the peer without blocking and starts the writer if
+// none runs. ok is false when the stream is closing; full reports, with
+// bounded, that QueueSize items wait already (it was not taken). The caller
+// decides what a full queue means.
+func (c *Conn[T]) Enqueue(it T, bounded bool) (ok, full bool) {
+	c.qmu.Lock()
+	if c.closing {
+		c.qmu.Unlock()
+		return false, false
+	}
+	if bounded && len(c.queue) >= c.cfg.QueueSize {
+		c.qmu.Unlock()
+		return false, true
+	}
+	c.push(it)
+	return true, false
+}
+
+// push queues it and starts the writer if none runs. It is called with qmu
+// held and releases it.
+func (c *Conn[T]) push(it T) {
+	c.queue = append(c.queue, it)
+	start := !c.writing
+	c.writing = true
+	c.qmu.Unlock()
+	if start {
+		go c.flush()
+	}
+}
+
+// Hold queues it, whatever the bound and the closing state, without
+// starting the writer: Start (or the close) writes it. c2s queues its bind
+// result this way before the session can be reached, and starts the writer
+// once it can.
+func (c *Conn[T]) Hold(it T) {
+	c.qmu.Lock()
+	c.queue = append(c.queue, it)
+	c.qmu.Unlock()
+}
+
+// Start starts the writer for what is queued, if none runs. It reports
+// false when the stream is closing.
+func (c *Conn[T]) Start() bool {
+	c.qmu.Lock()
+	if c.closing {
+		c.qmu.Unlock()
+		return false
+	}
+	start := !c.writing && len(c.queue) > 0
+	c.writing = c.writing || start
+	c.qmu.Unlock()
+	if start {
+		go c.flush()
+	}
+	return true
+}
+
+// DeliverWait queues it like Enqueue(it, true), but when the queue is full
+// it waits for the writer to make room (until ctx ends) instead of refusing.
+// It reports false when the stream is closing or ctx ended.
+func (c *Conn[T]) DeliverWait(ctx context.Context, it T) bool {
+	for {
+		c.qmu.Lock()
+		if c.closing {
+			c.qmu.Unlock()
+			return false
+		}
+		if len(c.queue) < c.cfg.QueueSize {
+			c.push(it)
+			return true
+		}
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.qmu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// CloseWithError ends the stream: queued items are written, then the stream
+// error (if any) and </stream:stream>. Safe from any goroutine, more than once.
+func (c *Conn[T]) CloseWithError(se *stanza.StreamError) {
+	c.qmu.Lock()
+	if c.closing {
+		c.qmu.Unlock()
+		return
+	}
+	c.closing = true
+	c.closeErr = se
+	start := !c.writing
+	c.writing = true
+	c.qmu.Unlock()
+	c.onClose()
+	if start {
+		go c.flush()
+	}
+}
+
+// CloseStuck is CloseWithError for a peer that stopped reading: a write
+// blocked on it fails at once rather than after WriteTimeout, so the stream
+// ends now. Call it only once the reader is past SetConn (c2s: after bind).
+func (c *Conn[T]) CloseStuck(se *stanza.StreamError) {
+	c.CloseWithError(se)
+	// Not under the write lock: the writer holds it during the stuck Write.
+	c.conn.SetWriteDeadline(time.Now())
+}
+
+// Abort ends the stream without writing anything more of its own: the
+// connection is broken. What is queued is dropped, unless KeepUnwritten.
+func (c *Conn[T]) Abort() {
+	c.qmu.Lock()
+	c.closing = true
+	if !c.cfg.KeepUnwritten {
+		c.queue = nil
+	}
+	running := c.writing
+	c.qmu.Unlock()
+	c.onClose()
+	if !running {
+		c.markWriterDone()
+	}
+}
+
+// Closing reports whether the stream is closing (or closed).
+func (c *Conn[T]) Closing() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.closing
+}
+
+// Busy reports whether items are queued or being written.
+func (c *Conn[T]) Busy() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.writing || len(c.queue) > 0
+}
+
+// Unwritten takes what was queued and never written (with KeepUnwritten).
+func (c *Conn[T]) Unwritten() []T {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	left := c.queue
+	c.queue = nil
+	return left
+}
+
+// Close ends the stream for its reader, once the read loop is over: it
+// closes the stream (CloseWithError(nil) if nothing closed it yet), waits up
+// to WriteTimeout for the final frame and closes the connection. Only the
+// reading goroutine, the one that calls SetConn, may call it.
+func (c *Conn[T]) Close() {
+	c.CloseWithError(nil)
+	select {
+	case <-c.writerDone:
+	case <-time.After(c.cfg.WriteTimeout):
+	}
+	c.conn.Close() // not under the write lock: it breaks a Write still stuck there
+}
+
+// Restart begins a new stream on the connection (the first, or one after
+// STARTTLS or SASL): no header was written on it yet. f, if set, runs under
+// the write lock, where Header reads what it sets.
+func (c *Conn[T]) Restart(f func()) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if f != nil {
+		f()
+	}
+	c.headerSent = false
+}
+
+// WriteRaw writes b at once, from the reading goroutine while it negotiates.
+// It fails with io.ErrClosedPipe once the stream is closing.
+func (c *Conn[T]) WriteRaw(b []byte) error {
+	if c.Closing() {
+		return io.ErrClosedPipe
+	}
+	return c.write(b, false)
+}
+
+// LiftReadDeadline clears the read deadline, unless the stream is closing:
+// then its writer set a short one to end the reader, and that one stays.
+// Under the write lock, the writer either set it before (closing is seen
+// here) or sets it after (and wins).
+func (c *Conn[T]) LiftReadDeadline() {
+	c.wmu.Lock()
+	if !c.Closing() {
+		c.conn.SetReadDeadline(time.Time{})
+	}
+	c.wmu.Unlock()
+}
+
+// SetConn swaps in a new connection (the TLS one after a handshake).
+func (c *Conn[T]) SetConn(nc net.Conn) {
+	c.wmu.Lock()
+	c.conn = nc
+	c.wmu.Unlock()
+}
+
+// NetConn returns the connection.
+func (c *Conn[T]) NetConn() net.Conn {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.conn
+}
+
+// AppendStanza writes el as a top-level element of a stream whose default
+// namespace is ns (jabber:client or jabber:server): a stanza in either of
+// those namespaces is written without its xmlns, so it takes the stream's
+// (children in its namespace follow it); other elements keep theirs.
+func AppendStanza(b []byte, el *stanza.Element, ns string) []byte {
+	if el.Space == "" || el.Space == stanza.NSClient || el.Space == stanza.NSServer {
+		ns = el.Space
+	}
+	return el.AppendXML(b, ns)
+}
+
+func (c *Conn[T]) onClose() {
+	if c.cfg.OnClose != nil {
+		c.cfg.OnClose()
+	}
+}
+
+func (c *Conn[T]) markWriterDone() { c.doneOnce.Do(func() { close(c.writerDone) }) }
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// flush is the writer: it drains the queue in batches, one Write per batch,
+// and exits when the queue is empty, so an idle stream keeps no writer goroutine.
+func (c *Conn[T]) flush() {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	for {
+		c.qmu.Lock()
+		batch := c.queue
+		c.queue = nil
+		if c.room != nil {
+			close(c.room) // DeliverWait callers may go on
+			c.room = nil
+		}
+		closing, se := c.closing, c.closeErr
+		if len(batch) == 0 && !closing {
+			c.writing = false
+			c.qmu.Unlock()
+			return
+		}
+		c.qmu.Unlock()
+
+		b := (*bp)[:0]
+		for _, it := range batch {
+			b = c.cfg.Append(b, it)
+		}
+		if closing {
+			c.qmu.Lock()
+			more := len(c.queue) > 0
+			c.qmu.Unlock()
+			if !more {
+				if se != nil {
+					b = se.AppendXML(b)
+				}
+				b = append(b, stanza.StreamEnd...)
+			} else {
+				closing = false // write what came in meanwhile first
+			}
+		}
+		err := c.write(b, closing)
+		*bp = b[:0]
+		if err != nil && c.cfg.WriteFailed != nil {
+			c.cfg.WriteFailed(err)
+		}
+		if err != nil || closing {
+			// After the final frame, or a write that failed (nothing more can
+			// be written), give the peer a moment to send its own
+			// </stream:stream>; then the reader's deadline ends the stream.
+			c.wmu.Lock()
+			c.conn.SetReadDeadline(time.Now().Add(time.Second))
+			c.wmu.Unlock()
+			c.qmu.Lock()
+			if !c.cfg.KeepUnwritten {
+				c.queue = nil
+			}
+			c.closing = true
+			c.qmu.Unlock()
+			c.onClose()
+			c.markWriterDone()
+			return
+		}
+	}
+}
+
+// write sends b with a deadline. A final frame gets our stream header first
+// when none was written on this stream yet.
+func (c *Conn[T]) write(b []byte, final bool) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if final && !c.headerSent {
+		b = append(stanza.AppendStreamHeader(nil, c.cfg.Header()), b...)
+	}
+	c.headerSent = true
+	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+	_, err := c.conn.Write(b)
+	if c.cfg.Wrote != nil {
+		c.cfg.Wrote()
+	}
+	return err
+}
