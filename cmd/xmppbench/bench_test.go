@@ -1,0 +1,339 @@
+package main
+
+// These tests run every scenario, at tiny sizes, against the real xmppd
+// binary (built once by TestMain; cmd/xmppd is a main package and cannot be
+// imported), started on 127.0.0.1:0 with a config in a temporary folder. The
+// accounts are created with `xmppbench users` through the server's admin
+// socket.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var xmppdBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "xmppbench-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	xmppdBin = filepath.Join(dir, "xmppd")
+	build := exec.Command("go", "build", "-o", xmppdBin, "../xmppd")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building xmppd:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type testServer struct {
+	pid                 int
+	config              string
+	starttls, directTLS string
+}
+
+var (
+	reListen = regexp.MustCompile(`msg=listening service=c2s kind=(starttls|direct-tls) addr=(\S+)`)
+	reAdmin  = regexp.MustCompile(`msg="admin socket listening"`)
+)
+
+// startServer runs `xmppd serve` with a fresh data folder and waits for its
+// two c2s listeners and the admin socket.
+func startServer(t *testing.T) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	s := &testServer{config: filepath.Join(dir, "xmppd.toml")}
+	// Direct TLS on 127.0.0.2: the config check refuses the same
+	// "127.0.0.1:0" twice.
+	conf := fmt.Sprintf(`domains = ["localhost"]
+data_dir = %q
+[log]
+level = "info"
+[c2s]
+listen = ["127.0.0.1:0"]
+direct_tls = ["127.0.0.2:0"]
+[s2s]
+listen = []
+direct_tls = []
+`, filepath.Join(dir, "data"))
+	if err := os.WriteFile(s.config, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(xmppdBin, "--config", s.config, "serve")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.pid = cmd.Process.Pid
+	var logMu sync.Mutex
+	var log strings.Builder
+	ready := make(chan struct{})
+	markReady := sync.OnceFunc(func() { close(ready) })
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		admin := false
+		for sc.Scan() {
+			line := sc.Text()
+			logMu.Lock()
+			log.WriteString(line + "\n")
+			if m := reListen.FindStringSubmatch(line); m != nil {
+				if m[1] == "starttls" {
+					s.starttls = m[2]
+				} else {
+					s.directTLS = m[2]
+				}
+			}
+			admin = admin || reAdmin.MatchString(line)
+			if admin && s.starttls != "" && s.directTLS != "" {
+				markReady()
+			}
+			logMu.Unlock()
+		}
+	}()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Error("xmppd did not stop within 10s of SIGTERM")
+		}
+		if t.Failed() {
+			logMu.Lock()
+			t.Logf("server log:\n%s", log.String())
+			logMu.Unlock()
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-exited:
+		t.Fatalf("xmppd exited: %v\n%s", err, log.String())
+	case <-time.After(15 * time.Second):
+		t.Fatal("xmppd did not start listening within 15s")
+	}
+	return s
+}
+
+// bench runs xmppbench with args and returns the decoded JSON report and the exit status.
+func runBench(t *testing.T, args ...string) (map[string]any, map[string]float64, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args = append(args, "--json", "--progress=false")
+	code := run(ctx, args, &out, &errb)
+	var rep map[string]any
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("xmppbench %s: exit %d, output is not JSON: %v\n%s\n%s", strings.Join(args, " "), code, err, out.String(), errb.String())
+	}
+	figs := map[string]float64{}
+	for k, v := range rep["figures"].(map[string]any) {
+		figs[k] = v.(map[string]any)["value"].(float64)
+	}
+	if code != 0 || testing.Verbose() {
+		t.Logf("xmppbench %s → exit %d\n%s\nerrors: %v", strings.Join(args, " "), code, indentJSON(figs), rep["errors"])
+	}
+	return rep, figs, code
+}
+
+func indentJSON(v any) string {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return string(b)
+}
+
+func createUsers(t *testing.T, s *testServer, prefix string, n int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"users", "--server", "xmppd", "--config", s.config,
+		"--count", strconv.Itoa(n), "--prefix", prefix, "--password", "pw-" + prefix}, &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), fmt.Sprintf("%d created", n)) {
+		t.Fatalf("users: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}
+
+func ordered(t *testing.T, figs map[string]float64, keys ...string) {
+	t.Helper()
+	for i := 1; i < len(keys); i++ {
+		if figs[keys[i-1]] > figs[keys[i]] {
+			t.Errorf("%s = %v > %s = %v", keys[i-1], figs[keys[i-1]], keys[i], figs[keys[i]])
+		}
+	}
+	if figs[keys[0]] <= 0 {
+		t.Errorf("%s = %v, want > 0", keys[0], figs[keys[0]])
+	}
+}
+
+func want(t *testing.T, figs map[string]float64, key string, v float64) {
+	t.Helper()
+	if got, ok := figs[key]; !ok || got != v {
+		t.Errorf("%s = %v (present %v), want %v", key, got, ok, v)
+	}
+}
+
+func TestScenariosAgainstXmppd(t *testing.T) {
+	s := startServer(t)
+	createUsers(t, s, "u", 20)
+	pid := strconv.Itoa(s.pid)
+	common := func(addr string, extra ...string) []string {
+		return append([]string{"--addr", addr, "--prefix", "u", "--password", "pw-u"}, extra...)
+	}
+
+	t.Run("users-again", func(t *testing.T) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"users", "--config", s.config, "--count", "3", "--password", "pw-u"}, &out, &errb)
+		if code != 0 || !strings.Contains(out.String(), "0 created, 3 existed") {
+			t.Errorf("rerun: exit %d: %s%s", code, out.String(), errb.String())
+		}
+	})
+
+	t.Run("login", func(t *testing.T) {
+		rep, figs, code := runBench(t, append([]string{"login"}, common(s.starttls, "--n", "20", "--concurrency", "5", "--server-pid", pid)...)...)
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		want(t, figs, "logins_ok", 20)
+		want(t, figs, "logins_failed", 0)
+		ordered(t, figs, "login_p50_ms", "login_p99_ms", "login_max_ms")
+		if figs["logins_per_s"] <= 0 {
+			t.Errorf("logins/s = %v", figs["logins_per_s"])
+		}
+		if sasl := fmt.Sprint(rep["sasl"]); sasl != "[SCRAM-SHA-256]" {
+			t.Errorf("sasl = %s, want SCRAM-SHA-256", sasl)
+		}
+		tool := rep["tool"].(map[string]any)
+		if tool["cpu_s"].(float64) <= 0 || tool["peak_rss_bytes"].(float64) <= 0 {
+			t.Errorf("tool usage not measured: %v", tool)
+		}
+		if srv, ok := rep["server_process"].(map[string]any); !ok || srv["cpu_s"].(float64) <= 0 {
+			t.Errorf("server CPU not measured: %v", rep["server_process"])
+		}
+	})
+
+	t.Run("login-direct-tls-sha1", func(t *testing.T) {
+		rep, figs, code := runBench(t, append([]string{"login"}, common(s.directTLS, "--direct-tls", "--mech", "SCRAM-SHA-1", "--n", "5")...)...)
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		want(t, figs, "logins_ok", 5)
+		if rep["tls"] != "direct-tls" || fmt.Sprint(rep["sasl"]) != "[SCRAM-SHA-1]" {
+			t.Errorf("tls %v sasl %v", rep["tls"], rep["sasl"])
+		}
+	})
+
+	t.Run("wrong-password", func(t *testing.T) {
+		_, figs, code := runBench(t, "login", "--addr", s.starttls, "--prefix", "u", "--password", "nope", "--n", "2", "--users", "2")
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		want(t, figs, "logins_failed", 2)
+	})
+
+	t.Run("idle", func(t *testing.T) {
+		_, figs, code := runBench(t, append([]string{"idle"}, common(s.starttls, "--n", "10", "--hold", "500ms", "--settle", "100ms", "--server-pid", pid)...)...)
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		want(t, figs, "sessions_ok", 10)
+		want(t, figs, "sessions_live_end", 10)
+		want(t, figs, "sessions_dropped", 0)
+		if figs["server_rss_held"] <= 0 {
+			t.Errorf("server RSS not read: %v", figs["server_rss_held"])
+		}
+		if _, ok := figs["server_rss_per_session"]; !ok {
+			t.Error("no server_rss_per_session")
+		}
+	})
+
+	t.Run("chat", func(t *testing.T) {
+		_, figs, code := runBench(t, append([]string{"chat"}, common(s.starttls, "--pairs", "5", "--duration", "1s", "--drain", "5s")...)...)
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		if figs["messages_sent"] < 10 {
+			t.Errorf("only %v messages sent", figs["messages_sent"])
+		}
+		want(t, figs, "messages_delivered", figs["messages_sent"])
+		for _, k := range []string{"lost", "duplicated", "reordered", "unexpected", "sessions_dropped"} {
+			want(t, figs, k, 0)
+		}
+		ordered(t, figs, "latency_p50_ms", "latency_p99_ms", "latency_p999_ms", "latency_max_ms")
+	})
+
+	t.Run("chat-rate", func(t *testing.T) {
+		// 10 senders × 20/s × 1 s: about 200 messages (each sender starts
+		// within one interval and sends at 0, 50 ms, ...).
+		_, figs, code := runBench(t, append([]string{"chat"}, common(s.starttls, "--pairs", "5", "--duration", "1s", "--rate", "20")...)...)
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		if n := figs["messages_delivered"]; n < 180 || n > 210 || n != figs["messages_sent"] {
+			t.Errorf("delivered %v of %v sent, want about 200", n, figs["messages_sent"])
+		}
+		want(t, figs, "lost", 0)
+	})
+
+	t.Run("presence", func(t *testing.T) {
+		args := append([]string{"presence"}, common(s.starttls, "--n", "5", "--contacts", "2", "--drain", "5s")...)
+		_, figs, code := runBench(t, args...)
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		want(t, figs, "setup_subscriptions", 10)
+		want(t, figs, "presence_expected", 10)
+		want(t, figs, "presence_distinct", 10)
+		want(t, figs, "logins_ok", 5)
+		if figs["presence_per_s"] <= 0 {
+			t.Errorf("presence/s = %v", figs["presence_per_s"])
+		}
+		ordered(t, figs, "full_presence_p50_ms", "full_presence_p99_ms")
+		// A second run finds the rosters ready and skips the setup.
+		_, figs, code = runBench(t, args...)
+		if code != 0 {
+			t.Fatalf("second run: exit %d", code)
+		}
+		want(t, figs, "setup_subscriptions", 0)
+		want(t, figs, "presence_distinct", 10)
+	})
+}
+
+// TestTable checks the human output of a tiny run.
+func TestTable(t *testing.T) {
+	s := startServer(t)
+	createUsers(t, s, "t", 2)
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"login", "--addr", s.starttls, "--prefix", "t", "--password", "pw-t",
+		"--n", "2", "--progress=false"}, &out, io.Discard)
+	for _, w := range []string{"xmppbench login", "logins/s", "login time p99", "tool:", "cores"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("table lacks %q:\n%s", w, out.String())
+		}
+	}
+	if code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}

@@ -1,0 +1,490 @@
+package main
+
+// One simulated client: TCP (from a spread of source addresses), STARTTLS or
+// Direct TLS, SASL (SCRAM-SHA-256, SCRAM-SHA-1, PLAIN if asked), bind, roster
+// get, initial presence (acknowledged by a ping round trip). After login the goroutine that logged in becomes the
+// client's only reader; stanzas are written inline by whoever sends them
+// (serialised by a mutex), so an idle client costs one goroutine.
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xmppd/xmppd/stanza"
+)
+
+const nsRoster = "jabber:iq:roster"
+
+// clientLimits bound what the server can make one client hold (a big roster
+// is the largest thing we expect).
+var clientLimits = stanza.Limits{MaxStanza: 4 << 20, MaxDepth: 32, MaxAttrs: 64, MaxHeader: 8192}
+
+// dialer holds what every client of a run shares.
+type dialer struct {
+	addr      string // host:port of the server
+	domain    string // XMPP domain, also the TLS SNI
+	directTLS bool
+	mech      string // "auto" or a mechanism name
+	plain     bool   // PLAIN allowed when no SCRAM is offered
+	sources   []net.IP
+	next      atomic.Uint64
+	cache     *scramCache
+	timeout   time.Duration // whole login
+	tlsConf   *tls.Config
+	mechUsed  sync.Map // mechanism name → struct{}
+}
+
+func newDialer(addr, domain string, directTLS bool, mech string, plain bool, sources []net.IP, timeout time.Duration) *dialer {
+	conf := &tls.Config{
+		ServerName:         domain,
+		InsecureSkipVerify: true, // a bench tool: servers under test use self-signed certificates
+		MinVersion:         tls.VersionTLS12,
+	}
+	if directTLS {
+		conf.NextProtos = []string{"xmpp-client"} // XEP-0368
+	}
+	return &dialer{addr: addr, domain: domain, directTLS: directTLS, mech: mech, plain: plain,
+		sources: sources, cache: newScramCache(), timeout: timeout, tlsConf: conf}
+}
+
+func (d *dialer) dialTCP(ctx context.Context) (net.Conn, error) {
+	nd := net.Dialer{}
+	if len(d.sources) > 0 {
+		ip := d.sources[int(d.next.Add(1)%uint64(len(d.sources)))]
+		nd.LocalAddr = &net.TCPAddr{IP: ip}
+		nd.Control = bindNoPort
+	}
+	return nd.DialContext(ctx, "tcp", d.addr)
+}
+
+// handler gets every message and presence a client receives, on the client's
+// reader goroutine (or the login goroutine during login).
+type handler func(c *client, el *stanza.Element)
+
+type client struct {
+	idx      int
+	local    string
+	bare     string
+	full     string
+	conn     net.Conn
+	dec      *stanza.Decoder
+	handle   handler
+	wmu      sync.Mutex
+	wbuf     []byte
+	both     []string // roster items with subscription='both' (bare JIDs) at login
+	closing  atomic.Bool
+	dropped  atomic.Bool // the stream ended without us asking
+	dropErr  error
+	loggedIn time.Duration
+
+	// Scenario state, owned by the reader goroutine except where atomic.
+	chat *chatState
+	pres *presState
+}
+
+// errf wraps an error with the login step it happened in.
+func errf(step string, err error) error { return fmt.Errorf("%s: %w", step, err) }
+
+// login connects and logs in user (localpart) with password. h may be nil.
+func (d *dialer) login(ctx context.Context, idx int, user, password string, h handler) (*client, error) {
+	t0 := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	raw, err := d.dialTCP(ctx)
+	if err != nil {
+		return nil, errf("connect", err)
+	}
+	deadline, _ := ctx.Deadline()
+	_ = raw.SetDeadline(deadline)
+	c := &client{idx: idx, local: user, bare: user + "@" + d.domain, handle: h, conn: raw}
+	if err := c.negotiate(d, password); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	_ = raw.SetDeadline(time.Time{})
+	c.loggedIn = time.Since(t0)
+	return c, nil
+}
+
+func (c *client) negotiate(d *dialer, password string) error {
+	var tc *tls.Conn
+	if d.directTLS {
+		tc = tls.Client(c.conn, d.tlsConf)
+		if err := tc.Handshake(); err != nil {
+			return errf("tls", err)
+		}
+		c.conn = tc
+		c.dec = stanza.NewDecoder(tc, clientLimits)
+	} else {
+		c.dec = stanza.NewDecoder(c.conn, clientLimits)
+	}
+	feat, err := c.openStream(d.domain)
+	if err != nil {
+		return err
+	}
+	if tc == nil {
+		if feat.Child(stanza.NSTLS, "starttls") == nil {
+			return errors.New("starttls: not offered (plain-text login refused)")
+		}
+		if err := c.write([]byte("<starttls xmlns='" + stanza.NSTLS + "'/>")); err != nil {
+			return errf("starttls", err)
+		}
+		el, err := c.expect("starttls")
+		if err != nil {
+			return err
+		}
+		if !el.Is(stanza.NSTLS, "proceed") {
+			return fmt.Errorf("starttls: got <%s/>", el.Local)
+		}
+		tc = tls.Client(c.conn, d.tlsConf)
+		if err := tc.Handshake(); err != nil {
+			return errf("tls", err)
+		}
+		c.conn = tc
+		c.dec.Reset(tc)
+		if feat, err = c.openStream(d.domain); err != nil {
+			return err
+		}
+	}
+	if err := c.auth(d, feat, password); err != nil {
+		return err
+	}
+	c.dec.Reset(c.conn)
+	if feat, err = c.openStream(d.domain); err != nil {
+		return err
+	}
+	if err := c.bind(feat); err != nil {
+		return err
+	}
+	if err := c.fetchRoster(); err != nil {
+		return err
+	}
+	// Initial presence, then a ping to the server: a server handles one
+	// session's stanzas in order, so its answer means the presence took
+	// effect (before that, a message to our bare JID may go to offline
+	// storage because no resource is available yet).
+	if err := c.write([]byte("<presence/><iq type='get' id='p1' to='" + escapeAttr(d.domain) + "'><ping xmlns='urn:xmpp:ping'/></iq>")); err != nil {
+		return errf("presence", err)
+	}
+	for {
+		el, err := c.expect("presence")
+		if err != nil {
+			return err
+		}
+		if el.Local == "iq" && el.Get("id") == "p1" {
+			return nil // a result, or an error from a server without ping: either way, it got there
+		}
+		c.dispatch(el)
+	}
+}
+
+// openStream sends a stream header, reads the server's and its features.
+func (c *client) openStream(domain string) (*stanza.Element, error) {
+	h := stanza.AppendStreamHeader(nil, stanza.StreamHeader{NS: stanza.NSClient, To: domain, Version: "1.0", Lang: "en"})
+	if err := c.write(h); err != nil {
+		return nil, errf("stream", err)
+	}
+	if _, err := c.dec.ReadHeader(); err != nil {
+		return nil, errf("stream header", err)
+	}
+	el, err := c.expect("features")
+	if err != nil {
+		return nil, err
+	}
+	if !el.Is(stanza.NSStream, "features") {
+		return nil, fmt.Errorf("features: got <%s xmlns='%s'/>", el.Local, el.Space)
+	}
+	return el, nil
+}
+
+// expect reads the next element, turning a stream error into an error.
+func (c *client) expect(step string) (*stanza.Element, error) {
+	el, err := c.dec.Next()
+	if err != nil {
+		return nil, errf(step, err)
+	}
+	if el.Is(stanza.NSStream, "error") {
+		return nil, fmt.Errorf("%s: stream error %s", step, streamErrCond(el))
+	}
+	return el, nil
+}
+
+func streamErrCond(el *stanza.Element) string {
+	var parts []string
+	for _, ch := range el.Children() {
+		if ch.Local == "text" {
+			parts = append(parts, strconv.Quote(ch.Text()))
+		} else {
+			parts = append(parts, ch.Local)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// chooseMech picks the SASL mechanism from the server's list.
+func (d *dialer) chooseMech(offered []string) (string, error) {
+	if d.mech != "auto" {
+		if !slices.Contains(offered, d.mech) {
+			return "", fmt.Errorf("sasl: server does not offer %s (offers %s)", d.mech, strings.Join(offered, " "))
+		}
+		return d.mech, nil
+	}
+	for _, m := range []string{"SCRAM-SHA-256", "SCRAM-SHA-1"} {
+		if slices.Contains(offered, m) {
+			return m, nil
+		}
+	}
+	if d.plain && slices.Contains(offered, "PLAIN") {
+		return "PLAIN", nil
+	}
+	return "", fmt.Errorf("sasl: no SCRAM mechanism offered (offers %s; use --mech PLAIN to allow PLAIN)", strings.Join(offered, " "))
+}
+
+func (c *client) auth(d *dialer, feat *stanza.Element, password string) error {
+	var offered []string
+	for _, m := range feat.Child(stanza.NSSASL, "mechanisms").Children() {
+		offered = append(offered, strings.TrimSpace(m.Text()))
+	}
+	mech, err := d.chooseMech(offered)
+	if err != nil {
+		return err
+	}
+	d.mechUsed.LoadOrStore(mech, struct{}{})
+	var initial []byte
+	var sc *scramClient
+	if mech == "PLAIN" {
+		initial = []byte("\x00" + c.local + "\x00" + password)
+	} else {
+		if sc, err = newScramClient(mech, c.local, password, d.cache); err != nil {
+			return err
+		}
+		initial = sc.first()
+	}
+	msg := "<auth xmlns='" + stanza.NSSASL + "' mechanism='" + mech + "'>" + base64.StdEncoding.EncodeToString(initial) + "</auth>"
+	if err := c.write([]byte(msg)); err != nil {
+		return errf("sasl", err)
+	}
+	for step := 0; ; step++ {
+		el, err := c.expect("sasl")
+		if err != nil {
+			return err
+		}
+		data, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(el.Text()))
+		if derr != nil {
+			return errf("sasl", derr)
+		}
+		switch {
+		case el.Is(stanza.NSSASL, "failure"):
+			cond := "unknown"
+			if ch := el.FirstChild(); ch != nil {
+				cond = ch.Local
+			}
+			return fmt.Errorf("sasl %s: failure %s", mech, cond)
+		case el.Is(stanza.NSSASL, "challenge") && sc != nil && step == 0:
+			resp, err := sc.final(data)
+			if err != nil {
+				return err
+			}
+			if err := c.write([]byte("<response xmlns='" + stanza.NSSASL + "'>" + base64.StdEncoding.EncodeToString(resp) + "</response>")); err != nil {
+				return errf("sasl", err)
+			}
+		case el.Is(stanza.NSSASL, "challenge") && sc != nil && step == 1:
+			// Server-final sent as a challenge (RFC 6120 allows it): check it, answer empty.
+			if err := sc.verify(data); err != nil {
+				return err
+			}
+			sc = nil
+			if err := c.write([]byte("<response xmlns='" + stanza.NSSASL + "'/>")); err != nil {
+				return errf("sasl", err)
+			}
+		case el.Is(stanza.NSSASL, "success"):
+			if sc != nil {
+				if err := sc.verify(data); err != nil {
+					return err
+				}
+			}
+			return nil
+		default:
+			return fmt.Errorf("sasl: unexpected <%s/>", el.Local)
+		}
+	}
+}
+
+func randomID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (c *client) bind(feat *stanza.Element) error {
+	if feat.Child(stanza.NSBind, "bind") == nil {
+		return errors.New("bind: not offered")
+	}
+	msg := "<iq type='set' id='b1'><bind xmlns='" + stanza.NSBind + "'><resource>xb-" + randomID() + "</resource></bind></iq>"
+	if err := c.write([]byte(msg)); err != nil {
+		return errf("bind", err)
+	}
+	el, err := c.awaitIQ("bind", "b1")
+	if err != nil {
+		return err
+	}
+	c.full = el.Child(stanza.NSBind, "bind").Child(stanza.NSBind, "jid").Text()
+	if c.full == "" {
+		return errors.New("bind: no JID in the result")
+	}
+	// RFC 3921 session establishment, for servers that still require it.
+	if s := feat.Child(stanza.NSSession, "session"); s != nil && s.Child(stanza.NSSession, "optional") == nil {
+		if err := c.write([]byte("<iq type='set' id='s1'><session xmlns='" + stanza.NSSession + "'/></iq>")); err != nil {
+			return errf("session", err)
+		}
+		if _, err := c.awaitIQ("session", "s1"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *client) fetchRoster() error {
+	if err := c.write([]byte("<iq type='get' id='r1'><query xmlns='" + nsRoster + "'/></iq>")); err != nil {
+		return errf("roster", err)
+	}
+	el, err := c.awaitIQ("roster", "r1")
+	if err != nil {
+		return err
+	}
+	c.both = c.both[:0]
+	for _, it := range el.Child(nsRoster, "query").Children() {
+		if it.Get("subscription") == "both" {
+			c.both = append(c.both, it.Get("jid"))
+		}
+	}
+	return nil
+}
+
+// awaitIQ reads until the IQ result with id, handling whatever comes before it.
+func (c *client) awaitIQ(step, id string) (*stanza.Element, error) {
+	for {
+		el, err := c.expect(step)
+		if err != nil {
+			return nil, err
+		}
+		if el.Local == "iq" && el.Get("id") == id {
+			if el.Get("type") != "result" {
+				return nil, fmt.Errorf("%s: iq type=%s %s", step, el.Get("type"), stanzaErrCond(el))
+			}
+			return el, nil
+		}
+		c.dispatch(el)
+	}
+}
+
+func stanzaErrCond(el *stanza.Element) string {
+	if e := el.Child(stanza.NSClient, "error"); e != nil {
+		if ch := e.FirstChild(); ch != nil {
+			return ch.Local
+		}
+	}
+	return ""
+}
+
+// write sends b whole, under the write lock.
+func (c *client) write(b []byte) error {
+	c.wmu.Lock()
+	_, err := c.conn.Write(b)
+	c.wmu.Unlock()
+	return err
+}
+
+// sendf appends a stanza with fn into the client's buffer and writes it.
+func (c *client) sendWith(fn func(b []byte) []byte) error {
+	c.wmu.Lock()
+	c.wbuf = fn(c.wbuf[:0])
+	_ = c.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	_, err := c.conn.Write(c.wbuf)
+	c.wmu.Unlock()
+	return err
+}
+
+// readLoop reads until the stream ends, answering IQs and passing messages
+// and presence to the handler. It runs on the login goroutine.
+func (c *client) readLoop() {
+	for {
+		el, err := c.dec.Next()
+		if err != nil {
+			if !c.closing.Load() {
+				if errors.Is(err, stanza.ErrStreamClosed) || errors.Is(err, io.EOF) {
+					err = errors.New("server closed the stream")
+				}
+				c.dropErr = err
+				c.dropped.Store(true)
+			}
+			c.conn.Close()
+			return
+		}
+		if el.Is(stanza.NSStream, "error") {
+			if !c.closing.Load() {
+				c.dropErr = fmt.Errorf("stream error %s", streamErrCond(el))
+				c.dropped.Store(true)
+			}
+			c.conn.Close()
+			return
+		}
+		c.dispatch(el)
+	}
+}
+
+// dispatch answers IQ gets and sets (pings, roster pushes: result; anything
+// else: feature-not-implemented) and hands messages and presence on.
+func (c *client) dispatch(el *stanza.Element) {
+	switch el.Local {
+	case "iq":
+		t := el.Get("type")
+		if t == "result" && el.Child(nsRoster, "query") != nil && c.handle != nil {
+			c.handle(c, el) // a roster the scenario asked for
+			return
+		}
+		if t != "get" && t != "set" {
+			return
+		}
+		p := el.FirstChild()
+		ok := p.Is("urn:xmpp:ping", "ping") || p.Is(nsRoster, "query") && t == "set"
+		reply := stanza.New(stanza.NSClient, "iq").Set("id", el.Get("id")).Set("to", el.Get("from"))
+		if ok {
+			reply.Set("type", "result")
+		} else {
+			reply.Set("type", "error").Append(stanza.New(stanza.NSClient, "error").Set("type", "cancel").
+				Append(stanza.New(stanza.NSStanzas, "feature-not-implemented")))
+		}
+		_ = c.sendWith(func(b []byte) []byte { return reply.AppendXML(b, stanza.NSClient) })
+		if ok && t == "set" && c.handle != nil {
+			c.handle(c, el) // a roster push
+		}
+	case "message", "presence":
+		if c.handle != nil {
+			c.handle(c, el)
+		}
+	}
+}
+
+// close ends the stream politely and closes the connection; the reader (if
+// any) then returns.
+func (c *client) close() {
+	if c.closing.Swap(true) {
+		return
+	}
+	_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = c.write([]byte(stanza.StreamEnd))
+	c.conn.Close()
+}

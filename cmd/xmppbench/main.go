@@ -1,0 +1,277 @@
+// Command xmppbench is a load tool that speaks real XMPP (RFC 6120/6121) over
+// TLS to any server — xmppd, Prosody, ejabberd — and measures it:
+//
+//	xmppbench login    --n 2000 --concurrency 50    logins/s, p50/p99 login time
+//	xmppbench idle     --n 2000 --hold 10s          server RSS per session (--server-pid)
+//	xmppbench chat     --pairs 200 --duration 10s   delivered messages/s, p50/p99/p999 latency, losses
+//	xmppbench presence --n 500 --contacts 10        presence deliveries/s after a login storm
+//	xmppbench users    --server xmppd --count 2000  create the accounts with the server's own tools
+//
+// Every client connects (STARTTLS, or Direct TLS with --direct-tls),
+// authenticates with SCRAM-SHA-256 (SCRAM-SHA-1 if that is all the server
+// has; PLAIN only with --mech PLAIN), binds, fetches its roster and sends
+// initial presence before the scenario starts. Accounts are
+// PREFIX<first>..PREFIX<first+count-1> with one password. Run any command
+// with -h for its flags.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"regexp"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var reAddr = regexp.MustCompile(`(\[[0-9a-f:]+\]|\d+\.\d+\.\d+\.\d+)(:\d+)?`)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usageText = `usage: xmppbench login|idle|chat|presence [flags]
+       xmppbench users --server xmppd|prosody|ejabberd [flags]
+Run "xmppbench COMMAND -h" for the flags of a command.
+`
+
+// run is main without the process: tests call it. It returns the exit status:
+// 0 ok, 1 anomalies or errors during the run, 2 bad usage or setup failure.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usageText)
+		return 2
+	}
+	switch args[0] {
+	case "users":
+		return runUsers(ctx, args[1:], stdout, stderr)
+	case "login", "idle", "chat", "presence":
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usageText)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "xmppbench: unknown command %q\n%s", args[0], usageText)
+		return 2
+	}
+	cfg, opts, err := parseFlags(args[0], args[1:], stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "xmppbench: %v\n", err)
+		return 2
+	}
+	if opts.cpuProfile != "" {
+		f, err := os.Create(opts.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "xmppbench: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "xmppbench: %v\n", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
+	r, err := runScenario(ctx, cfg, opts.scramCache)
+	if err != nil {
+		fmt.Fprintf(stderr, "xmppbench: %v\n", err)
+		return 2
+	}
+	if opts.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(r)
+	} else {
+		r.writeTable(stdout)
+	}
+	if r.Anomalies > 0 || r.errorCount() > 0 {
+		return 1
+	}
+	return 0
+}
+
+type runOpts struct {
+	json       bool
+	cpuProfile string
+	scramCache string
+}
+
+func parseFlags(scenario string, args []string, stderr io.Writer) (config, runOpts, error) {
+	var cfg config
+	var o runOpts
+	fs := flag.NewFlagSet("xmppbench "+scenario, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:5222", "server `host:port` (the STARTTLS port, or the Direct TLS one with --direct-tls)")
+	fs.StringVar(&cfg.Domain, "domain", "localhost", "XMPP domain of the accounts (also the TLS server name)")
+	fs.BoolVar(&cfg.DirectTLS, "direct-tls", false, "connect with TLS directly (XEP-0368) instead of STARTTLS")
+	fs.StringVar(&cfg.Mech, "mech", "auto", "SASL mechanism: auto (SCRAM-SHA-256, else SCRAM-SHA-1), SCRAM-SHA-256, SCRAM-SHA-1 or PLAIN")
+	fs.StringVar(&cfg.Prefix, "prefix", "u", "account names are PREFIX<number>")
+	fs.StringVar(&cfg.Password, "password", "p", "password of every account")
+	fs.IntVar(&cfg.First, "first", 1, "number of the first account")
+	fs.IntVar(&cfg.Users, "users", 0, "accounts that exist (login cycles over them); 0 = as many as the scenario needs")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 50, "logins in flight at once")
+	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "time limit of one login")
+	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "pid of the server process, for its CPU time and RSS (/proc)")
+	sources := fs.String("sources", "auto", "client source addresses: a range 127.0.0.10-127.0.0.250, a comma list, \"\" for the kernel's choice, "+
+		"or auto (127.0.0.10-127.0.0.250 when the server is on loopback)")
+	fs.BoolVar(&o.json, "json", false, "print the result as JSON instead of a table")
+	progress := fs.Bool("progress", true, "show a progress line on stderr")
+	fs.StringVar(&o.scramCache, "scram-cache", "", "file that keeps SCRAM salted passwords between runs, so a login costs the tool no PBKDF2 "+
+		"(as real clients cache them); mode 0600")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the tool's own CPU profile to this file (to check it is not the bottleneck)")
+	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "after sending, wait this long without progress before counting the missing as lost")
+	switch scenario {
+	case "login":
+		fs.IntVar(&cfg.N, "n", 1000, "logins (each session is closed right after its login)")
+	case "idle":
+		fs.IntVar(&cfg.N, "n", 1000, "sessions to hold")
+		fs.DurationVar(&cfg.Duration, "hold", 10*time.Second, "how long to hold them")
+		fs.DurationVar(&cfg.Settle, "settle", time.Second, "pause after connecting before the first RSS reading")
+	case "chat":
+		fs.IntVar(&cfg.Pairs, "pairs", 100, "pairs of clients; each client sends to its partner")
+		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send")
+		fs.Float64Var(&cfg.Rate, "rate", 0, "messages/s each client sends; 0 = as fast as possible")
+		fs.IntVar(&cfg.Window, "window", -1, "messages a client may have sent but not yet seen delivered; 0 = unbounded (open loop: XMPP has no flow control, "+
+			"so a server that cannot keep up queues or drops); default 100 with --rate 0, unbounded with a rate")
+	case "presence":
+		fs.IntVar(&cfg.N, "n", 200, "users")
+		fs.IntVar(&cfg.Contacts, "contacts", 10, "roster contacts of each user (even: ring neighbours on both sides)")
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, o, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	cfg.Scenario = scenario
+	if cfg.Window < 0 {
+		cfg.Window = 0
+		if cfg.Rate == 0 {
+			cfg.Window = 100
+		}
+	}
+	if *progress {
+		cfg.Progress = stderr
+	}
+	switch cfg.Mech {
+	case "auto", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN":
+	default:
+		return cfg, o, fmt.Errorf("--mech %q: want auto, SCRAM-SHA-256, SCRAM-SHA-1 or PLAIN", cfg.Mech)
+	}
+	var err error
+	if cfg.Sources, err = parseSources(*sources, cfg.Addr); err != nil {
+		return cfg, o, err
+	}
+	if cfg.N < 0 || cfg.Pairs < 0 || cfg.Concurrency < 1 {
+		return cfg, o, errors.New("sizes must be positive")
+	}
+	return cfg, o, nil
+}
+
+// parseSources turns the --sources flag into addresses.
+func parseSources(s, addr string) ([]net.IP, error) {
+	if s == "auto" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("--addr %q: %w", addr, err)
+		}
+		ip := net.ParseIP(host)
+		if host == "localhost" {
+			ip = net.IPv4(127, 0, 0, 1)
+		}
+		if ip == nil || ip.To4() == nil || !ip.IsLoopback() {
+			return nil, nil
+		}
+		s = "127.0.0.10-127.0.0.250"
+	}
+	if s == "" {
+		return nil, nil
+	}
+	var out []net.IP
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a := net.ParseIP(lo).To4()
+		if a == nil {
+			return nil, fmt.Errorf("--sources: %q is not an IPv4 address", lo)
+		}
+		if !isRange {
+			out = append(out, a)
+			continue
+		}
+		z := net.ParseIP(hi).To4()
+		if z == nil || a[0] != z[0] || a[1] != z[1] || a[2] != z[2] || z[3] < a[3] {
+			return nil, fmt.Errorf("--sources: bad range %q (the last byte varies: 127.0.0.10-127.0.0.250)", part)
+		}
+		for x := int(a[3]); x <= int(z[3]); x++ {
+			out = append(out, net.IPv4(a[0], a[1], a[2], byte(x)).To4())
+		}
+	}
+	return out, nil
+}
+
+// runScenario runs cfg.Scenario and returns its report.
+func runScenario(ctx context.Context, cfg config, cacheFile string) (*report, error) {
+	limit, lerr := raiseNoFile()
+	need := cfg.N
+	if cfg.Scenario == "chat" {
+		need = 2 * cfg.Pairs
+	}
+	if cfg.Scenario == "login" {
+		need = cfg.Concurrency
+	}
+	if lerr == nil && uint64(need)+64 > limit {
+		return nil, fmt.Errorf("%d connections need more file descriptors than RLIMIT_NOFILE allows (%d); raise the hard limit (ulimit -Hn)", need, limit)
+	}
+	d := newDialer(cfg.Addr, cfg.Domain, cfg.DirectTLS, cfg.Mech, cfg.Mech == "PLAIN", cfg.Sources, cfg.Timeout)
+	if cacheFile != "" {
+		if err := d.cache.load(cacheFile); err != nil {
+			return nil, err
+		}
+	}
+	r := &report{Scenario: cfg.Scenario, Server: cfg.Addr, Domain: cfg.Domain, TLS: "starttls", Params: map[string]any{}, Started: time.Now()}
+	if cfg.DirectTLS {
+		r.TLS = "direct-tls"
+	}
+	if len(cfg.Sources) > 0 {
+		r.Params["source_addrs"] = len(cfg.Sources)
+	}
+	b := &bench{cfg: cfg, d: d, r: r}
+	u := startUsage(cfg.ServerPID)
+	switch cfg.Scenario {
+	case "login":
+		b.runLogin(ctx)
+	case "idle":
+		b.runIdle(ctx)
+	case "chat":
+		b.runChat(ctx)
+	case "presence":
+		b.runPresence(ctx)
+	}
+	u.finish(r, d.cache)
+	d.mechUsed.Range(func(k, _ any) bool { r.Mechs = append(r.Mechs, k.(string)); return true })
+	sort.Strings(r.Mechs)
+	if ctx.Err() != nil {
+		r.Notes = append(r.Notes, "interrupted")
+	}
+	if cacheFile != "" {
+		if err := d.cache.save(cacheFile); err != nil {
+			r.Notes = append(r.Notes, "scram cache not saved: "+err.Error())
+		}
+	}
+	r.Params["nofile_limit"] = strconv.FormatUint(limit, 10)
+	return r, nil
+}
