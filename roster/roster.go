@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,7 +98,20 @@ type Module struct {
 
 	mu         sync.Mutex
 	interested map[string]map[string]struct{} // bare JID → full JIDs that did a roster get
+
+	// writers serialises, per user, a roster change with its push: two
+	// sessions changing the same roster at once (a user's own approval and
+	// the contact's answer) must push in commit order, or a client is left
+	// with an older item than the stored one. Striped, so users do not
+	// wait for each other.
+	writers [64]sync.Mutex
 }
+
+func (m *Module) writer(user stanza.JID) *sync.Mutex {
+	return &m.writers[maphash.String(writerSeed, user.String())%uint64(len(m.writers))]
+}
+
+var writerSeed = maphash.MakeSeed()
 
 var _ xeps.Module = (*Module)(nil)
 var _ xeps.RosterReader = (*Module)(nil)
@@ -303,11 +317,16 @@ func (m *Module) PendingIn(ctx context.Context, user stanza.JID) ([]*stanza.Elem
 // reports whether anything changed and whether clients must be told (push);
 // the version is bumped only for a push. It returns the item as stored and
 // the new version ("" when no push).
+// The push happens here too, under the user's writer lock, so pushes leave
+// in the order their changes were committed.
 func (m *Module) change(ctx context.Context, user, contact stanza.JID, fn func(it *Item) (changed, push bool, err error)) (*Item, string, error) {
 	var (
 		out *Item
 		ver string
 	)
+	mu := m.writer(user)
+	mu.Lock()
+	defer mu.Unlock()
 	err := m.kv.Update(ctx, func(t *storage.Txn) error {
 		it, err := getItem(t, user, contact)
 		if err != nil {
@@ -329,6 +348,9 @@ func (m *Module) change(ctx context.Context, user, contact stanza.JID, fn func(i
 		out = it
 		return putItem(t, user, it)
 	})
+	if err == nil && ver != "" {
+		m.push(ctx, user, out.Element(), ver)
+	}
 	return out, ver, err
 }
 
@@ -344,7 +366,7 @@ func (m *Module) ApplyOutbound(ctx context.Context, el *stanza.Element, user, co
 	user, contact = user.Bare(), contact.Bare()
 	typ := el.Get("type")
 	var act Actions
-	it, ver, err := m.change(ctx, user, contact, func(it *Item) (bool, bool, error) {
+	_, _, err := m.change(ctx, user, contact, func(it *Item) (bool, bool, error) {
 		n, a := Transition(it.State, xeps.Outbound, typ)
 		act = a
 		wasListed := it.Listed
@@ -363,9 +385,6 @@ func (m *Module) ApplyOutbound(ctx context.Context, el *stanza.Element, user, co
 	})
 	if err != nil {
 		return err
-	}
-	if ver != "" {
-		m.push(ctx, user, it.Element(), ver)
 	}
 	if act.Forward {
 		out := el.ShallowCopy()
@@ -402,7 +421,7 @@ func (m *Module) ApplyInbound(ctx context.Context, el *stanza.Element, contact, 
 	in := el.ShallowCopy()
 	in.Set("from", contact.String()).Set("to", user.String())
 	var act Actions
-	it, ver, err := m.change(ctx, user, contact, func(it *Item) (bool, bool, error) {
+	_, _, err := m.change(ctx, user, contact, func(it *Item) (bool, bool, error) {
 		n, a := Transition(it.State, xeps.Inbound, typ)
 		act = a
 		if n == it.State {
@@ -420,9 +439,6 @@ func (m *Module) ApplyInbound(ctx context.Context, el *stanza.Element, contact, 
 	})
 	if err != nil {
 		return err
-	}
-	if ver != "" {
-		m.push(ctx, user, it.Element(), ver)
 	}
 	if act.Forward {
 		m.h.Deliver(ctx, in)
@@ -559,15 +575,11 @@ func (m *Module) handleSet(ctx context.Context, iq *stanza.IQ) (*stanza.Element,
 	if req.Remove {
 		return nil, m.remove(ctx, user, req.JID)
 	}
-	it, ver, err := m.change(ctx, user, req.JID, func(it *Item) (bool, bool, error) {
+	_, _, err = m.change(ctx, user, req.JID, func(it *Item) (bool, bool, error) {
 		it.Name, it.Groups, it.Listed = req.Name, req.Groups, true
 		return true, true, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	m.push(ctx, user, it.Element(), ver)
-	return nil, nil
+	return nil, err
 }
 
 var errNotFound = stanza.NewError("item-not-found")
@@ -578,6 +590,8 @@ var errNotFound = stanza.NewError("item-not-found")
 func (m *Module) remove(ctx context.Context, user, contact stanza.JID) error {
 	var old *Item
 	var ver string
+	mu := m.writer(user)
+	mu.Lock()
 	err := m.kv.Update(ctx, func(t *storage.Txn) error {
 		it, err := getItem(t, user, contact)
 		if err != nil {
@@ -592,13 +606,16 @@ func (m *Module) remove(ctx context.Context, user, contact stanza.JID) error {
 		}
 		return t.Delete(itemKey(user, contact))
 	})
+	if err == nil {
+		m.push(ctx, user, stanza.New(NS, "item").Set("jid", old.JID.String()).Set("subscription", "remove"), ver)
+	}
+	mu.Unlock()
 	if errors.Is(err, errNotFound) {
 		return errNotFound
 	}
 	if err != nil {
 		return err
 	}
-	m.push(ctx, user, stanza.New(NS, "item").Set("jid", old.JID.String()).Set("subscription", "remove"), ver)
 	if old.Sub&To != 0 || old.PendingOut {
 		m.reply(ctx, user, old.JID, "unsubscribe")
 	}

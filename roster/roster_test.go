@@ -2,9 +2,15 @@ package roster_test
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/xmppd/xmppd/roster"
 	"github.com/xmppd/xmppd/stanza"
@@ -161,5 +167,61 @@ func TestStreamFeatures(t *testing.T) {
 	want := []string{"{" + roster.NSVer + "}ver", "{" + roster.NSPreApproval + "}sub"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("stream features %q, want %q", got, want)
+	}
+}
+
+// TestPushesInCommitOrder: many concurrent changes to one user's roster
+// (as when the user and a contact act at once); every interested resource
+// must see the pushes in the order of their versions, so the last push it
+// gets is the stored item.
+func TestPushesInCommitOrder(t *testing.T) {
+	db, err := storage.Open(filepath.Join(t.TempDir(), "x.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	h := xeps.NewHost(xeps.Config{Domains: []string{"localhost"}, DB: db})
+	m := roster.New()
+	if err := h.Register(m); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var vers []int
+	h.SetDeliverer(func(_ context.Context, el *stanza.Element) bool {
+		// A delivery takes a while (a session's queue lock, a slow moment):
+		// long enough for another change to commit and push meanwhile.
+		time.Sleep(time.Duration(rand.IntN(5000)) * time.Microsecond)
+		if q := el.Child(roster.NS, "query"); q != nil {
+			v, _ := strconv.Atoi(q.Get("ver"))
+			mu.Lock()
+			vers = append(vers, v)
+			mu.Unlock()
+		}
+		return true
+	})
+	alice := jid(t, "alice@localhost")
+	// alice/phone asked for the roster: it is interested.
+	get, _ := stanza.ParseIQ(parse(t, `<iq type='get' id='g' from='alice@localhost/phone'><query xmlns='jabber:iq:roster'/></iq>`))
+	if _, err := h.IQHandler("get", roster.NS, "query", xeps.ToAccount)(context.Background(), get); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			set, _ := stanza.ParseIQ(parse(t, fmt.Sprintf(`<iq type='set' id='s%d' from='alice@localhost/phone'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='n%d'/></query></iq>`, i, i)))
+			if _, err := h.IQHandler("set", roster.NS, "query", xeps.ToAccount)(context.Background(), set); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	_ = alice
+	if len(vers) != 40 {
+		t.Fatalf("%d pushes, want 40", len(vers))
+	}
+	if !slices.IsSorted(vers) {
+		t.Fatalf("pushes out of commit order: %v", vers)
 	}
 }
