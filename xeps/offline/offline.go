@@ -209,7 +209,9 @@ func (o *offline) store(ctx context.Context, el *stanza.Element, to stanza.JID) 
 		// Append refuses with storage.ErrArchiveFull at the limit, a normal
 		// event; anything else is a storage failure.
 		if n, cerr := o.archive.Count(ctx, bare.Domainpart(), bare.Localpart()); cerr == nil && n >= o.max {
-			o.log.Info("offline storage full", "to", bare.String(), "max", o.max)
+			// Debug: a flood to a full mailbox would otherwise write one
+			// line per refused message (seen under load: 339k lines).
+			o.log.Debug("offline storage full", "to", bare.String(), "max", o.max)
 		} else {
 			o.log.Error("storing an offline message", "to", bare.String(), "err", err)
 		}
