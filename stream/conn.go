@@ -8,9 +8,11 @@ package stream
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/xmppd/xmppd/stanza"
@@ -57,6 +59,7 @@ type Conn[T any] struct {
 
 	wmu        sync.Mutex // serializes writes; guards conn and headerSent
 	conn       net.Conn
+	torn       atomic.Bool // a write failed part-way: the TLS layer must not write again
 	headerSent bool
 
 	qmu        sync.Mutex // guards the fields below
@@ -235,7 +238,15 @@ func (c *Conn[T]) Close() {
 	case <-c.writerDone:
 	case <-time.After(c.cfg.WriteTimeout):
 	}
-	c.conn.Close() // not under the write lock: it breaks a Write still stuck there
+	// Not under the write lock: it breaks a Write still stuck there.
+	if tc, ok := c.conn.(*tls.Conn); ok && c.torn.Load() {
+		// A TLS close would write a close_notify alert after the record the
+		// failed write left half-sent, which the peer reads as a corrupt
+		// record ("bad record MAC") instead of an ended connection.
+		tc.NetConn().Close()
+		return
+	}
+	c.conn.Close()
 }
 
 // Restart begins a new stream on the connection (the first, or one after
@@ -346,6 +357,9 @@ func (c *Conn[T]) flush() {
 		}
 		err := c.write(b, closing)
 		*bp = b[:0]
+		if err != nil {
+			c.torn.Store(true)
+		}
 		if err != nil && c.cfg.WriteFailed != nil {
 			c.cfg.WriteFailed(err)
 		}
