@@ -203,3 +203,28 @@ func (a *Archive) DeleteThrough(ctx context.Context, domain, local string, seq u
 	}
 	return nil
 }
+
+// PutBatched is Put through bbolt's Batch: concurrent calls from many
+// goroutines share one commit, so one fsync, instead of one each. For writes
+// many sessions make at once and that no reply waits on (the last-activity
+// stamp at every logout). The value is on disk when it returns, as with Put.
+func (kv *KeyValue) PutBatched(ctx context.Context, key, value []byte) error {
+	if len(key) == 0 {
+		return fmt.Errorf("storage: %s put: empty key", kv.bucket)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Batch may run fn more than once; Put is idempotent.
+	err := kv.db.bolt.Batch(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(kv.bucket)
+		if err != nil {
+			return err
+		}
+		return b.Put(key, value)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: %s put: %w", kv.bucket, err)
+	}
+	return nil
+}

@@ -58,7 +58,9 @@ func (Module) Name() string { return "lastactivity" }
 
 type store interface {
 	Get(ctx context.Context, key []byte) ([]byte, error)
-	Put(ctx context.Context, key, value []byte) error
+	// PutBatched: every logout writes a stamp; concurrent logouts share one
+	// commit (one fsync) instead of one each.
+	PutBatched(ctx context.Context, key, value []byte) error
 }
 
 type record struct {
@@ -170,7 +172,7 @@ func (s *service) wentUnavailable(ctx context.Context, full stanza.JID, last boo
 		return
 	}
 	b, _ := json.Marshal(record{T: s.now().Unix(), Status: status})
-	if err := s.kv.Put(ctx, []byte(bare), b); err != nil {
+	if err := s.kv.PutBatched(ctx, []byte(bare), b); err != nil {
 		s.h.Logger().Error("cannot store last activity", "user", bare, "err", err)
 	}
 }
