@@ -31,7 +31,13 @@ type Session struct {
 	srv *Server
 	out *stream.Conn[*stanza.Element] // the connection (raw, or TLS over it) and its writing half
 	dec *stanza.Decoder
-	log *slog.Logger
+	// What the session's log lines say about it (see logAt). No *slog.Logger
+	// made With them: that clones the handler for every session, idle or not.
+	logID [8]byte  // the first stream ID's first 8 characters
+	raddr net.Addr // the client's address
+	// base is the server's context, for the TLS handshake's timeout (see
+	// startTLS); nil once the stream is negotiated.
+	base context.Context
 
 	// Negotiation state, owned by the serve goroutine.
 	id            string
@@ -52,13 +58,13 @@ type Session struct {
 }
 
 func newSession(srv *Server, conn net.Conn) *Session {
-	id := newID()
 	s := &Session{
-		srv: srv,
-		dec: stanza.NewDecoder(conn, srv.cfg.PreAuthLimits),
-		id:  id,
-		log: srv.log.With("session", id[:8], "remote", conn.RemoteAddr().String()),
+		srv:   srv,
+		dec:   stanza.NewDecoder(conn, srv.cfg.PreAuthLimits),
+		id:    newID(),
+		raddr: conn.RemoteAddr(),
 	}
+	copy(s.logID[:], s.id)
 	s.out = stream.New(conn, stream.Config[*stanza.Element]{
 		QueueSize:    srv.cfg.QueueSize,
 		WriteTimeout: srv.cfg.WriteTimeout,
@@ -73,6 +79,27 @@ func newSession(srv *Server, conn net.Conn) *Session {
 // other top-level elements keep their own.
 func appendClient(b []byte, el *stanza.Element) []byte {
 	return stream.AppendStanza(b, el, stanza.NSClient)
+}
+
+// logAt logs msg with the session's attributes (session, remote, and jid
+// once bound) ahead of args: the same line a logger made With them writes,
+// but built only when something is logged.
+func (s *Session) logAt(level slog.Level, msg string, args ...any) {
+	l := s.srv.log
+	ctx := context.Background()
+	if !l.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]any, 0, 6+len(args))
+	remote := ""
+	if s.raddr != nil {
+		remote = s.raddr.String()
+	}
+	attrs = append(attrs, "session", string(s.logID[:]), "remote", remote)
+	if s.full != "" {
+		attrs = append(attrs, "jid", s.full)
+	}
+	l.Log(ctx, level, msg, append(attrs, args...)...)
 }
 
 func newID() string {
@@ -93,17 +120,19 @@ func (s *Session) Available() (bool, int) {
 // serve runs the connection to its end.
 func (s *Session) serve(ctx context.Context, directTLS bool) {
 	// Work done for this session (handlers, storage calls) stops with it.
+	s.base = ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer s.finish(ctx)
 	s.out.NetConn().SetReadDeadline(time.Now().Add(s.srv.cfg.AuthTimeout))
 	if directTLS {
 		if err := s.startTLS(ctx); err != nil {
-			s.log.Debug("direct TLS handshake failed", "err", err)
+			s.logAt(slog.LevelDebug, "direct TLS handshake failed", "err", err)
 			return
 		}
 	}
 	err := s.negotiate(ctx)
+	s.base = nil
 	if err == nil {
 		// Bound: no more authentication deadline, unless the stream is
 		// already closing (its writer's short deadline ends this reader).
@@ -120,7 +149,7 @@ func (s *Session) endWith(err error) {
 	var ne net.Error
 	switch {
 	case errors.As(err, &se):
-		s.log.Debug("stream error", "condition", se.Condition, "text", se.Text)
+		s.logAt(slog.LevelDebug, "stream error", "condition", se.Condition, "text", se.Text)
 		s.CloseWithError(se)
 	case errors.Is(err, stanza.ErrStreamClosed):
 		s.CloseWithError(nil)
@@ -139,7 +168,7 @@ func (s *Session) endWith(err error) {
 // finish runs after the read loop: unregister, tell the modules, close the socket.
 func (s *Session) finish(ctx context.Context) {
 	if r := recover(); r != nil {
-		s.log.Error("session panic", "panic", r)
+		s.logAt(slog.LevelError, "session panic", "panic", r)
 		s.CloseWithError(&stanza.StreamError{Condition: "internal-server-error"})
 	}
 	if s.full != "" {
@@ -319,7 +348,13 @@ func (s *Session) negotiationElement(ctx context.Context, el *stanza.Element) (r
 // and before the handshake are discarded with the old reader (CVE-2011-0411 style injection).
 func (s *Session) startTLS(ctx context.Context) error {
 	tc := tls.Server(s.out.NetConn(), s.srv.cfg.TLS)
-	hctx, cancel := context.WithTimeout(ctx, s.srv.cfg.AuthTimeout)
+	// The timeout hangs on the server's context, not the session's: a child
+	// leaves a map behind in its parent, which the session would keep.
+	base := s.base
+	if base == nil {
+		base = ctx
+	}
+	hctx, cancel := context.WithTimeout(base, s.srv.cfg.AuthTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
 		return err
@@ -376,7 +411,7 @@ func (s *Session) authenticate(ctx context.Context, el *stanza.Element) (bool, e
 			s.authenticated = true
 			s.user = srv.Username()
 			s.throttleSuccess(s.user)
-			s.log.Info("authenticated", "user", s.user+"@"+s.domain, "mechanism", el.Get("mechanism"))
+			s.logAt(slog.LevelInfo, "authenticated", "user", s.user+"@"+s.domain, "mechanism", el.Get("mechanism"))
 			b := []byte("<success xmlns='" + stanza.NSSASL + "'")
 			if len(out) > 0 {
 				b = append(b, '>')
@@ -432,7 +467,7 @@ func saslData(el *stanza.Element) ([]byte, error) {
 func (s *Session) saslFailure(err error, counted bool, attempted string) error {
 	var f *auth.Failure
 	if !errors.As(err, &f) {
-		s.log.Error("authentication failed internally", "err", err)
+		s.logAt(slog.LevelError, "authentication failed internally", "err", err)
 		f = &auth.Failure{Condition: "temporary-auth-failure"}
 	}
 	if f.ChannelBindingMismatch {
@@ -452,7 +487,7 @@ func (s *Session) saslFailure(err error, counted bool, attempted string) error {
 			}
 			time.Sleep(wait)
 		}
-		s.log.Info("authentication failed", "condition", f.Condition, "account", attempted, "failures", s.failures)
+		s.logAt(slog.LevelInfo, "authentication failed", "condition", f.Condition, "account", attempted, "failures", s.failures)
 	}
 	fail := stanza.New(stanza.NSSASL, "failure").Append(stanza.New(stanza.NSSASL, f.Condition))
 	if f.Text != "" {
@@ -512,7 +547,6 @@ func (s *Session) bindIQ(ctx context.Context, el *stanza.Element) error {
 	}
 	s.addr = addr
 	s.full = addr.String()
-	s.log = s.log.With("jid", s.full)
 	res := iq.Result(stanza.New(stanza.NSBind, "bind").Append(stanza.New(stanza.NSBind, "jid").AppendText(s.full)))
 	res.Set("from", "")
 	// The result is queued before the session is registered, so it goes out
@@ -524,7 +558,7 @@ func (s *Session) bindIQ(ctx context.Context, el *stanza.Element) error {
 	if old != nil {
 		old.CloseWithError(&stanza.StreamError{Condition: "conflict", Text: "replaced by a new connection"})
 	}
-	s.log.Info("bound")
+	s.logAt(slog.LevelInfo, "bound")
 	if s.srv.cfg.OnBound != nil {
 		s.srv.cfg.OnBound(ctx, s)
 	}
@@ -569,7 +603,7 @@ func (s *Session) readStanzas(ctx context.Context) error {
 		if el.Local == "presence" && el.Get("to") == "" {
 			s.trackPresence(el)
 		}
-		s.log.Debug("stanza", "kind", el.Local, "type", el.Get("type"))
+		s.logAt(slog.LevelDebug, "stanza", "kind", el.Local, "type", el.Get("type"))
 		s.srv.cfg.Router.RouteFromClient(ctx, el)
 	}
 }
@@ -604,7 +638,7 @@ func (s *Session) Deliver(el *stanza.Element) bool {
 	}
 	ok, full := s.out.Enqueue(el, true)
 	if full {
-		s.log.Warn("slow consumer: closing", "queued", s.srv.cfg.QueueSize)
+		s.logAt(slog.LevelWarn, "slow consumer: closing", "queued", s.srv.cfg.QueueSize)
 		// The writer may be stuck in a Write the client does not read: fail
 		// it now rather than after WriteTimeout, so the session ends at once.
 		s.out.CloseStuck(&stanza.StreamError{Condition: "policy-violation", Text: "too many stanzas waiting for you"})

@@ -1,12 +1,12 @@
 package stanza
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -32,7 +32,12 @@ const maxNameLen = 1024
 // It implements the restricted XML of RFC 6120 §11: no DTD, no comments, no
 // processing instructions, no entities but the five predefined ones.
 type Decoder struct {
-	r       *bufio.Reader
+	src     io.Reader
+	rb      *readBuf // nil while idle: see release
+	pos     int      // next byte of rb.b to read
+	end     int      // end of the bytes read into rb.b
+	err     error    // the source's error, returned once the buffer is drained
+	one     [1]byte  // where an idle decoder waits for the next byte
 	lim     Limits
 	budget  int       // bytes the current unit (header or element) may still use
 	bind    []binding // namespace bindings in scope, innermost last
@@ -45,17 +50,38 @@ type binding struct{ prefix, uri string }
 
 type rawAttr struct{ prefix, local, value string }
 
-// NewDecoder returns a decoder reading from r with a small buffer: idle
-// connections are many, so per-connection memory matters more than read batching.
+// readBufSize is the read buffer: small, because idle connections are many
+// and TLS keeps its own record buffer under it.
+const readBufSize = 1024
+
+// maxPooledScratch bounds the scratch space a released buffer keeps: one
+// large text node must not pin its size in the pool.
+const maxPooledScratch = 4096
+
+// readBuf is what a decoder needs only while it reads: the read buffer and
+// the scratch space for names, text and attributes. Between top-level
+// elements, when nothing is buffered, the decoder gives it back to a pool,
+// so an idle stream holds none of it (issue 5: memory per idle session).
+type readBuf struct {
+	b       [readBufSize]byte
+	scratch []byte
+	attrs   []rawAttr
+}
+
+var readBufPool = sync.Pool{New: func() any { return new(readBuf) }}
+
+// NewDecoder returns a decoder reading from r.
 func NewDecoder(r io.Reader, lim Limits) *Decoder {
-	return &Decoder{r: bufio.NewReaderSize(r, 1024), lim: lim}
+	return &Decoder{src: r, lim: lim}
 }
 
 // Reset discards everything buffered and reads from r from now on. Stream
 // restarts after STARTTLS and SASL use it, which also drops any bytes a peer
 // sent ahead of the TLS handshake (the STARTTLS injection defence).
 func (d *Decoder) Reset(r io.Reader) {
-	d.r.Reset(r)
+	d.src = r
+	d.pos, d.end, d.err = 0, 0, nil
+	d.release()
 	d.bind = d.bind[:0]
 	d.streamQ = ""
 }
@@ -64,7 +90,77 @@ func (d *Decoder) Reset(r io.Reader) {
 func (d *Decoder) SetLimits(l Limits) { d.lim = l }
 
 // Buffered reports how many bytes are read from the connection but not yet decoded.
-func (d *Decoder) Buffered() int { return d.r.Buffered() }
+func (d *Decoder) Buffered() int { return d.end - d.pos }
+
+// release gives the read buffer and scratch space back to the pool when
+// nothing is buffered. The next read then waits for one byte in d.one and
+// takes a buffer only once that byte has come.
+func (d *Decoder) release() {
+	rb := d.rb
+	if rb == nil || d.pos < d.end {
+		return
+	}
+	if cap(d.scratch) <= maxPooledScratch {
+		rb.scratch = d.scratch[:0]
+	} else {
+		rb.scratch = nil
+	}
+	clear(d.attrs[:cap(d.attrs)]) // no strings kept alive from the pool
+	rb.attrs = d.attrs[:0]
+	d.scratch, d.attrs = nil, nil
+	d.rb, d.pos, d.end = nil, 0, 0
+	readBufPool.Put(rb)
+}
+
+// readByte returns the next byte of the stream. Like bufio.Reader, it
+// returns the source's error only once what was read before it is used up,
+// and only once.
+func (d *Decoder) readByte() (byte, error) {
+	if d.pos < d.end {
+		c := d.rb.b[d.pos]
+		d.pos++
+		return c, nil
+	}
+	return d.fill()
+}
+
+// fill reads more from the source and returns its first byte.
+func (d *Decoder) fill() (byte, error) {
+	for range 100 { // bufio's bound on reads that return nothing
+		if d.err != nil {
+			err := d.err
+			d.err = nil
+			return 0, err
+		}
+		if d.rb == nil {
+			n, err := d.src.Read(d.one[:])
+			if n <= 0 {
+				d.err = err
+				continue
+			}
+			d.rb = readBufPool.Get().(*readBuf)
+			d.scratch, d.attrs = d.rb.scratch, d.rb.attrs
+			d.rb.scratch, d.rb.attrs = nil, nil
+			d.rb.b[0] = d.one[0]
+			d.pos, d.end, d.err = 1, 1, err
+			return d.one[0], nil
+		}
+		if d.end > 0 {
+			// Keep the last byte read, for unread.
+			d.rb.b[0] = d.rb.b[d.end-1]
+			d.pos, d.end = 1, 1
+		}
+		n, err := d.src.Read(d.rb.b[d.end:])
+		d.err = err
+		if n > 0 {
+			d.end += n
+			c := d.rb.b[d.pos]
+			d.pos++
+			return c, nil
+		}
+	}
+	return 0, io.ErrNoProgress
+}
 
 func (d *Decoder) overLimit() error {
 	return &StreamError{Condition: "policy-violation", Text: "element exceeds " + strconv.Itoa(d.lim.MaxStanza) + " bytes"}
@@ -76,7 +172,7 @@ func (d *Decoder) next() (byte, error) {
 		return 0, d.overLimit()
 	}
 	d.budget--
-	c, err := d.r.ReadByte()
+	c, err := d.readByte()
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
@@ -84,7 +180,9 @@ func (d *Decoder) next() (byte, error) {
 }
 
 func (d *Decoder) unread() {
-	_ = d.r.UnreadByte()
+	if d.pos > 0 {
+		d.pos--
+	}
 	d.budget++
 }
 
@@ -102,6 +200,7 @@ func (d *Decoder) skipSpace() (byte, error) {
 // ReadHeader reads an optional XML declaration and the peer's opening stream tag.
 func (d *Decoder) ReadHeader() (StreamHeader, error) {
 	var h StreamHeader
+	d.release() // a peer may take its time to open the stream
 	d.budget = d.lim.MaxHeader
 	d.bind = append(d.bind[:0], binding{"xml", NSXML})
 	c, err := d.skipSpace()
@@ -203,7 +302,10 @@ func (d *Decoder) xmlDecl() error {
 // breaks the rules, and the reader's error otherwise.
 func (d *Decoder) Next() (*Element, error) {
 	for {
-		c, err := d.r.ReadByte()
+		if d.pos == d.end {
+			d.release() // idle until the peer sends more
+		}
+		c, err := d.readByte()
 		if err != nil {
 			return nil, err
 		}
@@ -711,5 +813,8 @@ func ParseElement(b []byte) (*Element, error) {
 	if _, err := d.ReadHeader(); err != nil {
 		return nil, err
 	}
-	return d.Next()
+	el, err := d.Next()
+	d.pos = d.end // nothing more to read: give the buffer back
+	d.release()
+	return el, err
 }
