@@ -212,14 +212,47 @@ func TestDeliverWaitBacklog(t *testing.T) {
 	if s.isClosing() {
 		t.Fatal("the session was closed as a slow consumer")
 	}
-	// Plain Deliver on a full queue is the slow-consumer path.
+	// Plain Deliver on a queue that stays full (the client reads nothing)
+	// waits slowConsumerGrace for room, then closes the session.
 	conn2 := &gateConn{gate: make(chan struct{})}
 	s2 := boundSession(t, srv, "bob@localhost/laptop", conn2)
-	for i := 0; i < 4; i++ {
+	start := time.Now()
+	for i := 0; i < 8 && !s2.isClosing(); i++ {
 		s2.Deliver(stanza.New(stanza.NSClient, "message"))
 	}
 	if !s2.isClosing() {
-		t.Fatal("a full queue did not close the session")
+		t.Fatal("a queue that stayed full did not close the session")
+	}
+	if waited := time.Since(start); waited < slowConsumerGrace {
+		t.Fatalf("closed after %v, before the grace of %v", waited, slowConsumerGrace)
 	}
 	close(conn2.gate)
+}
+
+// TestDeliverBurstToReadingClient: a burst larger than the queue, to a
+// client that reads (slowly), is delivered whole: the sender is held back,
+// the reader is not disconnected.
+func TestDeliverBurstToReadingClient(t *testing.T) {
+	srv, _ := newBenchServer(4)
+	conn := &gateConn{gate: make(chan struct{})}
+	s := boundSession(t, srv, "carol@localhost/phone", conn)
+	go func() { // the client reads a batch every 5 ms
+		for range time.Tick(5 * time.Millisecond) {
+			select {
+			case conn.gate <- struct{}{}:
+			default:
+			}
+			if s.isClosing() {
+				return
+			}
+		}
+	}()
+	for i := 0; i < 100; i++ {
+		if !s.Deliver(stanza.New(stanza.NSClient, "message").Set("id", fmt.Sprint(i))) {
+			t.Fatalf("message %d refused", i)
+		}
+	}
+	if s.isClosing() {
+		t.Fatal("a reading client was closed as a slow consumer")
+	}
 }

@@ -638,6 +638,17 @@ func (s *Session) Deliver(el *stanza.Element) bool {
 	}
 	ok, full := s.out.Enqueue(el, true)
 	if full {
+		// A client that reads, only slower than others write to it, gets a
+		// moment: the sender waits (back-pressure, as TCP would apply) for
+		// the writer to make room. Only a client that does not drain its
+		// queue within slowConsumerGrace is a slow consumer and is closed,
+		// so a burst never costs a reading client its session.
+		ctx, cancel := context.WithTimeout(context.Background(), slowConsumerGrace)
+		ok = s.out.DeliverWait(ctx, el)
+		cancel()
+		if ok {
+			return true
+		}
 		s.logAt(slog.LevelWarn, "slow consumer: closing", "queued", s.srv.cfg.QueueSize)
 		// The writer may be stuck in a Write the client does not read: fail
 		// it now rather than after WriteTimeout, so the session ends at once.
@@ -646,6 +657,10 @@ func (s *Session) Deliver(el *stanza.Element) bool {
 	}
 	return ok
 }
+
+// slowConsumerGrace is how long a sender waits for room in a full queue
+// before the receiving client counts as a slow consumer.
+const slowConsumerGrace = 2 * time.Second
 
 // DeliverWait queues el like Deliver, but when the queue is full it waits for
 // the writer to make room (until ctx ends) instead of treating the client as

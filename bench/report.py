@@ -1,0 +1,247 @@
+#!/usr/bin/python3
+"""Summaries of bench/compare.sh results (the JSON that `xmppbench ... --json` writes).
+
+  report.py --brief FILE NAME RC SECONDS   one line per scenario run, while compare.sh runs
+  report.py --table RESULTS_DIR            the comparison table, plain text
+  report.py --markdown RESULTS_DIR         the same table in Markdown (for docs/performance.md)
+
+RESULTS_DIR holds SERVER-SCENARIO.json and meta.json. Standard library only.
+"""
+import json
+import os
+import sys
+
+PEERS = ("prosody", "ejabberd")
+ORDER = ("xmppd", "prosody", "ejabberd")
+
+KIB, MIB = 1024.0, 1024.0 * 1024.0
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def fig(r, key, scale=1.0):
+    if r is None:
+        return None
+    f = r.get("figures", {}).get(key)
+    if f is None:
+        return None
+    return f["value"] * scale
+
+
+def server_cores(r):
+    if r is None or not r.get("server_process"):
+        return None
+    return r["server_process"].get("cores_used")
+
+
+def tool_cores(r):
+    if r is None:
+        return None
+    return r.get("tool", {}).get("cores_used")
+
+
+# Rows: (label, scenario, getter, direction, target)
+#   direction +1: higher is better; -1: lower is better; 0: information, no ratio.
+#   target: None, ("ratio>=", x) on xmppd/best-peer, ("ratio<=", x), or ("abs<=", x) on xmppd's value.
+def rows(meta):
+    idle = meta.get("idle", "N")
+    return [
+        ("Idle", None, None, None, None),
+        (f"server RSS per idle session, KiB ({idle} sessions)", "idle",
+         lambda r: fig(r, "server_rss_per_session", 1 / KIB), -1, ("abs<=", 16)),
+        (f"server RSS holding {idle} sessions, MiB", "idle", lambda r: fig(r, "server_rss_held", 1 / MIB), -1, None),
+        ("Login storm", None, None, None, None),
+        ("logins/s", "login", lambda r: fig(r, "logins_per_s"), +1, ("ratio>=", 2)),
+        ("login time p50, ms", "login", lambda r: fig(r, "login_p50_ms"), -1, None),
+        ("login time p99, ms", "login", lambda r: fig(r, "login_p99_ms"), -1, None),
+        ("server CPU, cores", "login", server_cores, 0, None),
+        ("tool CPU, cores", "login", tool_cores, 0, None),
+        ("1:1 chat, as fast as possible (window 100 per sender)", None, None, None, None),
+        ("delivered messages/s", "chat-max", lambda r: fig(r, "messages_per_s"), +1, ("ratio>=", 2)),
+        ("latency p50, ms", "chat-max", lambda r: fig(r, "latency_p50_ms"), -1, None),
+        ("latency p99, ms", "chat-max", lambda r: fig(r, "latency_p99_ms"), -1, None),
+        ("server CPU, cores", "chat-max", server_cores, 0, None),
+        ("tool CPU, cores", "chat-max", tool_cores, 0, None),
+        ("1:1 chat at half of xmppd's peak (same offered load everywhere)", None, None, None, None),
+        ("offered messages/s", "chat-half", lambda r: fig(r, "send_rate"), 0, None),
+        ("delivered messages/s", "chat-half", lambda r: fig(r, "messages_per_s"), 0, None),
+        ("latency p50, ms", "chat-half", lambda r: fig(r, "latency_p50_ms"), -1, None),
+        ("latency p99, ms", "chat-half", lambda r: fig(r, "latency_p99_ms"), -1, ("ratio<=", 0.5)),
+        ("latency p99.9, ms", "chat-half", lambda r: fig(r, "latency_p999_ms"), -1, None),
+        ("server CPU, cores", "chat-half", server_cores, 0, None),
+        ("1:1 chat at half of each server's own peak", None, None, None, None),
+        ("offered messages/s", "chat-own", lambda r: fig(r, "send_rate"), 0, None),
+        ("latency p50, ms", "chat-own", lambda r: fig(r, "latency_p50_ms"), -1, None),
+        ("latency p99, ms", "chat-own", lambda r: fig(r, "latency_p99_ms"), -1, ("ratio<=", 0.5)),
+        (f"Presence storm ({meta.get('presence_users')} users × {meta.get('presence_contacts')} contacts log in at once)",
+         None, None, None, None),
+        ("presence deliveries/s", "presence", lambda r: fig(r, "presence_per_s"), +1, None),
+        ("time until a user has all contacts' presence, p99, ms", "presence",
+         lambda r: fig(r, "full_presence_p99_ms"), -1, None),
+        ("storm logins/s", "presence", lambda r: fig(r, "logins_per_s"), +1, None),
+        ("server CPU, cores", "presence", server_cores, 0, None),
+        ("Checks", None, None, None, None),
+        ("anomalies, all runs (failed logins, lost/duplicated/reordered messages, drops)", "*", None, 0, None),
+        ("SASL mechanism", "login", None, 0, None),
+    ]
+
+
+def fmt(v):
+    if v is None:
+        return "—"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return f"{v:,}"
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def build(res):
+    meta = load(os.path.join(res, "meta.json")) or {}
+    servers = [s for s in ORDER if s in meta.get("servers", " ".join(ORDER)).split()]
+    runs = {}
+    for s in servers:
+        for name in ("idle", "login", "chat-max", "chat-half", "chat-own", "presence"):
+            runs[(s, name)] = load(os.path.join(res, f"{s}-{name}.json"))
+    # xmppd's "own half" run is its chat-half run.
+    runs[("xmppd", "chat-own")] = runs.get(("xmppd", "chat-half"))
+    # A peer whose own peak is below half of xmppd's is not run at that rate (compare.sh).
+    saturated = {s: load(os.path.join(res, f"{s}-chat-half.skipped")) for s in servers}
+    out = []
+    for label, sc, get, direction, target in rows(meta):
+        if sc is None:
+            out.append(("section", label))
+            continue
+        vals = {}
+        for s in servers:
+            if sc == "*":
+                rs = [runs.get((s, n)) for n in ("idle", "login", "chat-max", "chat-half", "chat-own", "presence")]
+                rs = [r for r in rs if r is not None]
+                vals[s] = sum(r.get("anomalies", 0) + sum((r.get("errors") or {}).values()) for r in rs) if rs else None
+            elif get is None:  # SASL
+                r = runs.get((s, sc))
+                vals[s] = "/".join(r.get("sasl") or []) if r else None
+            elif sc == "chat-half" and saturated.get(s):
+                vals[s] = "saturated"
+            else:
+                r = runs.get((s, sc))
+                vals[s] = get(r)
+                if r is not None and r.get("anomalies") and direction and not vals[s]:
+                    vals[s] = "failed"  # e.g. no login succeeded: a 0 here is no figure
+        ratio = verdict = None
+        peer_vals = [vals[p] for p in PEERS if p in vals and isinstance(vals[p], (int, float))]
+        x = vals.get("xmppd")
+        if direction and peer_vals and isinstance(x, (int, float)):
+            best = max(peer_vals) if direction > 0 else min(peer_vals)
+            if best:
+                ratio = x / best
+        if target and isinstance(x, (int, float)):
+            kind, t = target
+            if kind == "abs<=":
+                verdict = ("met" if x <= t else "NOT met") + f" (≤ {t})"
+            elif ratio is not None:
+                ok = ratio >= t if kind == "ratio>=" else ratio <= t
+                verdict = ("met" if ok else "NOT met") + (f" (≥ {t}×)" if kind == "ratio>=" else f" (≤ {t}×)")
+            elif any(vals.get(p) == "saturated" for p in PEERS):
+                verdict = "met: the peers cannot carry this load"
+        arrow = {1: " ↑", -1: " ↓"}.get(direction or 0, "")
+        out.append(("row", label + arrow, [vals.get(s) for s in servers], ratio, verdict))
+    return meta, servers, out
+
+
+def table(res, markdown):
+    meta, servers, out = build(res)
+    head = ["figure (↑ higher is better, ↓ lower is better)"] + servers + ["xmppd ÷ best peer", "target"]
+    lines = []
+    for item in out:
+        if item[0] == "section":
+            lines.append(("section", item[1]))
+        else:
+            _, label, vals, ratio, verdict = item
+            lines.append(("row", [label] + [fmt(v) for v in vals] +
+                          [f"{ratio:.2f}×" if ratio is not None else "", verdict or ""]))
+    if markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" + "---:|" * (len(head) - 2) + "---|")
+        for kind, l in lines:
+            if kind == "section":
+                print(f"| **{l}** |" + " |" * (len(head) - 1))
+            else:
+                print("| " + " | ".join(l) + " |")
+        return
+    widths = [len(h) for h in head]
+    for kind, l in lines:
+        if kind == "row":
+            widths = [max(w, len(c)) for w, c in zip(widths, l)]
+    def line(cells):
+        return "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) if i < len(cells) - 1 else c
+                         for i, c in enumerate(cells))
+    print(line(head))
+    print("-" * (sum(widths) + 2 * (len(widths) - 1)))
+    for kind, l in lines:
+        if kind == "section":
+            print(f"{l}:")
+        else:
+            print(line(l))
+    print(f"\nsizes: {meta.get('idle')} idle sessions held {meta.get('idle_hold')}, {meta.get('logins')} logins "
+          f"({meta.get('concurrency')} in flight), {meta.get('pairs')} chat pairs for {meta.get('chat_duration')}, "
+          f"presence {meta.get('presence_users')} users × {meta.get('presence_contacts')} contacts; "
+          f"domain {meta.get('domain')}, {meta.get('cert')} certificate, STARTTLS")
+
+
+def brief(path, name, rc, secs):
+    r = load(path)
+    if r is None:
+        print(f"  {name}: no result (xmppbench exit {rc}, {secs} s)")
+        return
+    f = {k: v["value"] for k, v in r.get("figures", {}).items()}
+    pick = {
+        "idle": [("sessions_ok", "sessions", "{:.0f}"), ("server_rss_per_session", "RSS/session KiB", "{:.1f}", 1 / KIB),
+                 ("logins_per_s", "logins/s", "{:.0f}")],
+        "login": [("logins_per_s", "logins/s", "{:.0f}"), ("login_p50_ms", "p50 ms", "{:.1f}"), ("login_p99_ms", "p99 ms", "{:.1f}")],
+        "presence": [("presence_per_s", "presence/s", "{:.0f}"), ("presence_distinct", "distinct", "{:.0f}"),
+                     ("full_presence_p99_ms", "all-contacts p99 ms", "{:.0f}"), ("setup_s", "setup s", "{:.1f}")],
+    }.get(r.get("scenario"), [("send_rate", "offered/s", "{:.0f}"), ("messages_per_s", "delivered/s", "{:.0f}"),
+                              ("latency_p50_ms", "p50 ms", "{:.2f}"), ("latency_p99_ms", "p99 ms", "{:.2f}"),
+                              ("latency_p999_ms", "p99.9 ms", "{:.2f}"), ("lost", "lost", "{:.0f}")])
+    parts = []
+    for p in pick:
+        key, label, form = p[0], p[1], p[2]
+        if key in f:
+            parts.append(f"{label} " + form.format(f[key] * (p[3] if len(p) > 3 else 1)))
+    su = r.get("server_process") or {}
+    parts.append(f"server {su.get('cores_used', 0):.2f} cores, tool {r.get('tool', {}).get('cores_used', 0):.2f} cores, "
+                 f"others {r.get('tool', {}).get('other_processes_cores', 0):.2f}")
+    if r.get("anomalies") or r.get("errors"):
+        parts.append(f"ANOMALIES {r.get('anomalies')} errors {r.get('errors')}")
+    print(f"  {name}: " + ", ".join(parts) + f"  [{secs} s, exit {rc}]")
+
+
+def main(argv):
+    if len(argv) == 6 and argv[1] == "--brief":
+        brief(argv[2], argv[3], argv[4], argv[5])
+    elif len(argv) == 3 and argv[1] in ("--table", "--markdown"):
+        table(argv[2], argv[1] == "--markdown")
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
