@@ -234,6 +234,23 @@ func TestScenariosAgainstXmppd(t *testing.T) {
 		}
 	})
 
+	t.Run("tls", func(t *testing.T) {
+		_, figs, code := runBench(t, append([]string{"tls"}, common(s.directTLS, "--direct-tls", "--n", "30", "--concurrency", "5")...)...)
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		want(t, figs, "handshakes_ok", 30)
+		want(t, figs, "handshakes_failed", 0)
+		ordered(t, figs, "handshake_p50_ms", "handshake_p99_ms")
+		if figs["handshakes_per_s"] <= 0 {
+			t.Errorf("handshakes/s = %v", figs["handshakes_per_s"])
+		}
+		// Without --direct-tls there is no TLS to measure: a clear refusal.
+		if _, _, code := runBench(t, append([]string{"tls"}, common(s.starttls, "--n", "1")...)...); code != 1 {
+			t.Errorf("tls without --direct-tls: exit %d, want 1", code)
+		}
+	})
+
 	t.Run("login-direct-tls-sha1", func(t *testing.T) {
 		rep, figs, code := runBench(t, append([]string{"login"}, common(s.directTLS, "--direct-tls", "--mech", "SCRAM-SHA-1", "--n", "5")...)...)
 		if code != 0 {

@@ -42,7 +42,7 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usageText = `usage: xmppbench login|idle|chat|presence [flags]
+const usageText = `usage: xmppbench login|idle|chat|presence|tls [flags]
        xmppbench users --server xmppd|prosody|ejabberd [flags]
 Run "xmppbench COMMAND -h" for the flags of a command.
 `
@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "users":
 		return runUsers(ctx, args[1:], stdout, stderr)
-	case "login", "idle", "chat", "presence":
+	case "login", "idle", "chat", "presence", "tls":
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usageText)
 		return 0
@@ -135,6 +135,8 @@ func parseFlags(scenario string, args []string, stderr io.Writer) (config, runOp
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the tool's own CPU profile to this file (to check it is not the bottleneck)")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "after sending, wait this long without progress before counting the missing as lost")
 	switch scenario {
+	case "tls":
+		fs.IntVar(&cfg.N, "n", 1000, "TLS handshakes (each connection is closed right after): the machine's raw rate, the yardstick for logins/s")
 	case "login":
 		fs.IntVar(&cfg.N, "n", 1000, "logins (each session is closed right after its login)")
 	case "idle":
@@ -252,6 +254,8 @@ func runScenario(ctx context.Context, cfg config, cacheFile string) (*report, er
 	b := &bench{cfg: cfg, d: d, r: r}
 	u := startUsage(cfg.ServerPID)
 	switch cfg.Scenario {
+	case "tls":
+		b.runTLS(ctx)
 	case "login":
 		b.runLogin(ctx)
 	case "idle":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -172,6 +173,64 @@ func (b *bench) runLogin(ctx context.Context) {
 	b.r.addDur("login_p99_ms", "login time p99", lat.quantile(0.99))
 	b.r.addDur("login_max_ms", "login time max", lat.max())
 	b.r.Anomalies += int(b.failed.Load())
+}
+
+// --- raw TLS handshakes -----------------------------------------------------------
+
+// runTLS measures the machine's raw TLS handshake rate against the server's
+// Direct TLS port: connect, handshake, close, nothing else. Issue 5 measures
+// logins/s against it (a login is a handshake plus XMPP and SCRAM).
+func (b *bench) runTLS(ctx context.Context) {
+	if !b.cfg.DirectTLS {
+		b.r.Notes = append(b.r.Notes, "tls needs --direct-tls (a port that speaks TLS from the first byte)")
+		b.r.Anomalies++
+		return
+	}
+	n := b.cfg.N
+	b.r.Params["handshakes"] = n
+	b.r.Params["concurrency"] = b.cfg.Concurrency
+	var (
+		lat      hist
+		ok, fail atomic.Int64
+		next     atomic.Int64
+		wg       sync.WaitGroup
+	)
+	p := startProgress(b.cfg.Progress, "tls", func() string {
+		return fmt.Sprintf("handshakes %d/%d failed %d", ok.Load()+fail.Load(), n, fail.Load())
+	})
+	t0 := time.Now()
+	for w := 0; w < b.cfg.Concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) && ctx.Err() == nil {
+				start := time.Now()
+				hctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+				raw, err := b.d.dialTCP(hctx)
+				if err == nil {
+					tc := tls.Client(raw, b.d.tlsConf.Clone())
+					err = tc.HandshakeContext(hctx)
+					tc.Close()
+				}
+				cancel()
+				if err != nil {
+					fail.Add(1)
+					continue
+				}
+				ok.Add(1)
+				lat.record(time.Since(start))
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(t0)
+	p.end()
+	b.r.add("handshakes_ok", "TLS handshakes ok", float64(ok.Load()), "")
+	b.r.add("handshakes_failed", "TLS handshakes failed", float64(fail.Load()), "")
+	b.r.add("handshakes_per_s", "TLS handshakes/s", rate(ok.Load(), el), "1/s")
+	b.r.addDur("handshake_p50_ms", "handshake time p50", lat.quantile(0.50))
+	b.r.addDur("handshake_p99_ms", "handshake time p99", lat.quantile(0.99))
+	b.r.Anomalies += int(fail.Load())
 }
 
 // --- idle hold ----------------------------------------------------------------
