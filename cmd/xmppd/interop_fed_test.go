@@ -42,7 +42,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -880,49 +879,7 @@ func startFedActor(t *testing.T, name string, u fedUser) *actor {
 	t.Helper()
 	py := needPython(t)
 	cmd := exec.Command(py, filepath.Join(interopDir(t), "actor_slixmpp.py"), u.JID, u.Password, u.Addr)
-	a := &actor{t: t, name: name, cmd: cmd, events: make(chan imEvent, 256), exited: make(chan error, 1)}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	a.stdin = stdin
-	go readActorEvents(t, a, stdout)
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-		}
-	})
-	a.expect("online", func(e imEvent) bool { return e.s("ev") == "online" })
-	return a
-}
-
-// readActorEvents turns the actor's EVENT lines into events and logs the
-// rest (as startActor does), then reports the exit.
-func readActorEvents(t *testing.T, a *actor, stdout io.Reader) {
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, "EVENT "); ok {
-			var ev imEvent
-			if json.Unmarshal([]byte(rest), &ev) == nil {
-				a.events <- ev
-				continue
-			}
-		}
-		if strings.TrimSpace(line) != "" && !strings.Contains(line, "Task was destroyed") {
-			t.Logf("%s: %s", a.name, line)
-		}
-	}
-	close(a.events)
-	a.exited <- a.cmd.Wait()
+	return runActor(t, name, cmd)
 }
 
 // fedEnd is one side of a federation scenario: a user on one server.

@@ -61,7 +61,14 @@ func startActor(t *testing.T, s *interopServer, kind string, user account, direc
 	default:
 		t.Fatalf("unknown client %q", kind)
 	}
-	a := &actor{t: t, name: kind + ":" + user.Local, cmd: cmd, events: make(chan imEvent, 256), exited: make(chan error, 1)}
+	return runActor(t, kind+":"+user.Local, cmd)
+}
+
+// runActor starts an actor process, reads its events, kills it at the end of
+// the test if it is still running, and waits for it to log in.
+func runActor(t *testing.T, name string, cmd *exec.Cmd) *actor {
+	t.Helper()
+	a := &actor{t: t, name: name, cmd: cmd, events: make(chan imEvent, 256), exited: make(chan error, 1)}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -75,24 +82,7 @@ func startActor(t *testing.T, s *interopServer, kind string, user account, direc
 		t.Fatal(err)
 	}
 	a.stdin = stdin
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			if rest, ok := strings.CutPrefix(line, "EVENT "); ok {
-				var ev imEvent
-				if json.Unmarshal([]byte(rest), &ev) == nil {
-					a.events <- ev
-					continue
-				}
-			}
-			if strings.TrimSpace(line) != "" && !strings.Contains(line, "Task was destroyed") {
-				t.Logf("%s: %s", a.name, line)
-			}
-		}
-		close(a.events)
-		a.exited <- cmd.Wait()
-	}()
+	go readActorEvents(t, a, stdout)
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			cmd.Process.Kill()
@@ -102,6 +92,27 @@ func startActor(t *testing.T, s *interopServer, kind string, user account, direc
 	// tests just before) has been seen to need more than 15 s to log in.
 	a.expectWithin(45*time.Second, "online", func(e imEvent) bool { return e.s("ev") == "online" })
 	return a
+}
+
+// readActorEvents turns the actor's EVENT lines into events and logs the
+// rest, then reports the exit.
+func readActorEvents(t *testing.T, a *actor, stdout io.Reader) {
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, "EVENT "); ok {
+			var ev imEvent
+			if json.Unmarshal([]byte(rest), &ev) == nil {
+				a.events <- ev
+				continue
+			}
+		}
+		if strings.TrimSpace(line) != "" && !strings.Contains(line, "Task was destroyed") {
+			t.Logf("%s: %s", a.name, line)
+		}
+	}
+	close(a.events)
+	a.exited <- a.cmd.Wait()
 }
 
 func (a *actor) do(format string, args ...any) {
