@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
-	"log/slog"
 	"testing"
-	"time"
 )
 
 // TestCapsSurviveRestart: a verified ver (XEP-0115) is on disk, so after a
@@ -18,15 +15,7 @@ func TestCapsSurviveRestart(t *testing.T) {
 			"<feature var='http://jabber.org/protocol/disco#items'/><feature var='http://jabber.org/protocol/muc'/></query>"
 		psi = "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='http://psi-im.org' ver='q07IKJEyjvHSyhy//CH0CxmKi8w='/>"
 	)
-	sync := func(c *wireClient) {
-		t.Helper()
-		c.send("<iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-		if r := c.next(); r.Get("id") != "sync" {
-			t.Fatalf("sync: got %s", r)
-		}
-	}
-	var cfg Config
-	srv := startTestServer(t, func(c *Config) { cfg = *c })
+	srv := startTestServer(t, nil)
 	alice := dialWire(t, srv.c2sAddrs[0], false)
 	alice.login("localhost", "alice", "a", false)
 	alice.send("<presence>" + exodus + "</presence>")
@@ -35,23 +24,14 @@ func TestCapsSurviveRestart(t *testing.T) {
 		t.Fatalf("caps query: got %s", q)
 	}
 	alice.send("<iq type='result' id='" + q.Get("id") + "' to='localhost'>" + info + "</iq>")
-	sync(alice)
+	alice.sync()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	srv2, err := startServer(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv2.Shutdown(context.Background())
+	srv2 := restartTestServer(t, srv)
 
 	alice = dialWire(t, srv2.c2sAddrs[0], false)
 	alice.login("localhost", "alice", "a", false)
 	alice.send("<presence>" + exodus + "</presence>")
-	sync(alice) // a query would come before the answer to the ping
+	alice.sync() // a query would come before the answer to the ping
 
 	// The control: an unknown ver is still asked for after the restart.
 	bob := dialWire(t, srv2.c2sAddrs[0], false)

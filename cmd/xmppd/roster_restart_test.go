@@ -1,21 +1,14 @@
 package main
 
 import (
-	"context"
-	"log/slog"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestRosterSurvivesRestart: roster items, subscription states, the roster
 // version and a pending subscription request are on disk, not in memory.
 func TestRosterSurvivesRestart(t *testing.T) {
-	var cfg Config
-	srv := startTestServer(t, func(c *Config) { cfg = *c })
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	srv := startTestServer(t, nil)
 
 	alice := dialWire(t, srv.c2sAddrs[0], false)
 	alice.login("localhost", "alice", "a", false)
@@ -23,35 +16,18 @@ func TestRosterSurvivesRestart(t *testing.T) {
 	bob.login("localhost", "bob", "b", false)
 	carol := dialWire(t, srv.c2sAddrs[0], false)
 	carol.login("localhost", "carol", "c", false)
-	sync := func(c *wireClient) {
-		t.Helper()
-		c.send("<iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-		if r := c.next(); r.Get("id") != "sync" {
-			t.Fatalf("sync: got %s", r)
-		}
-	}
 	alice.send("<presence to='bob@localhost' type='subscribe'/>")
-	sync(alice)
+	alice.sync()
 	bob.send("<presence to='alice@localhost' type='subscribed'/>")
-	sync(bob)
+	bob.sync()
 	alice.send("<iq type='set' id='s1'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'><group>Friends</group></item></query></iq>")
 	if r := alice.next(); r.Get("type") != "result" {
 		t.Fatalf("roster set: %s", r)
 	}
 	carol.send("<presence to='bob@localhost' type='subscribe' id='c1'/>")
-	sync(carol)
+	carol.sync()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-
-	srv2, err := startServer(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv2.Shutdown(context.Background())
+	srv2 := restartTestServer(t, srv)
 
 	alice = dialWire(t, srv2.c2sAddrs[0], false)
 	alice.login("localhost", "alice", "a", false)
@@ -78,8 +54,7 @@ func TestRosterSurvivesRestart(t *testing.T) {
 // TestAccountDataSurvivesRestart: the blocklist (and its enforcement), the
 // vCard and private XML are on disk too.
 func TestAccountDataSurvivesRestart(t *testing.T) {
-	var cfg Config
-	srv := startTestServer(t, func(c *Config) { cfg = *c })
+	srv := startTestServer(t, nil)
 	alice := dialWire(t, srv.c2sAddrs[0], false)
 	alice.login("localhost", "alice", "a", false)
 	for _, req := range []string{
@@ -92,16 +67,7 @@ func TestAccountDataSurvivesRestart(t *testing.T) {
 			t.Fatalf("%s: %s", req, r)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	srv2, err := startServer(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv2.Shutdown(context.Background())
+	srv2 := restartTestServer(t, srv)
 
 	alice = dialWire(t, srv2.c2sAddrs[0], false)
 	alice.login("localhost", "alice", "a", false)

@@ -225,3 +225,31 @@ func (c *wireClient) login(domain, user, resource string, direct bool) string {
 	}
 	return jid
 }
+
+// restartTestServer shuts srv down and starts a new server on the same
+// config and data folder, stopped at the end of the test: what was on disk
+// must still be there.
+func restartTestServer(t testing.TB, srv *server) *server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv2, err := startServer(context.Background(), srv.cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv2.Shutdown(context.Background()) })
+	return srv2
+}
+
+// sync pings the server and waits for the answer: everything c sent before
+// has been processed.
+func (c *wireClient) sync() {
+	c.t.Helper()
+	c.send("<iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if r := c.next(); r.Get("id") != "sync" {
+		c.t.Fatalf("sync: got %s", r)
+	}
+}
