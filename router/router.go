@@ -80,19 +80,22 @@ func (r *Router) RouteFromClient(ctx context.Context, el *stanza.Element) {
 		}
 	}
 	if r.host.HasFilters() && el.Get("to") != "" {
-		if r.filtered(ctx, el, xeps.Outbound) {
+		// Parsed once here for both the filters and the routing.
+		if to, err := stanza.ParseJID(el.Get("to")); err == nil {
+			if !r.filtered(ctx, el, to, xeps.Outbound) {
+				r.route(ctx, el, to)
+			}
 			return
 		}
 	}
 	r.Route(ctx, el)
 }
 
-// filtered runs the host's filters on el; true means it was stopped (and
-// bounced if the filter asked for it).
-func (r *Router) filtered(ctx context.Context, el *stanza.Element, dir xeps.Direction) bool {
-	from, err1 := stanza.ParseJID(el.Get("from"))
-	to, err2 := stanza.ParseJID(el.Get("to"))
-	if err1 != nil || err2 != nil {
+// filtered runs the host's filters on el, addressed to to; true means it was
+// stopped (and bounced if the filter asked for it).
+func (r *Router) filtered(ctx context.Context, el *stanza.Element, to stanza.JID, dir xeps.Direction) bool {
+	from, err := stanza.ParseJID(el.Get("from"))
+	if err != nil {
 		return false
 	}
 	drop, bounce := r.host.Filter(ctx, el, from, to, dir)
@@ -126,6 +129,11 @@ func (r *Router) Route(ctx context.Context, el *stanza.Element) {
 		r.bounce(ctx, el, stanza.Errorf("jid-malformed", "the 'to' address is not a valid JID"))
 		return
 	}
+	r.route(ctx, el, to)
+}
+
+// route is Route once 'to' is parsed.
+func (r *Router) route(ctx context.Context, el *stanza.Element, to stanza.JID) {
 	if !r.host.IsLocal(to.Domainpart()) {
 		if r.remote != nil && r.remote.Send(ctx, to.Domainpart(), el) {
 			return
@@ -137,7 +145,7 @@ func (r *Router) Route(ctx context.Context, el *stanza.Element) {
 		r.toServer(ctx, el, to)
 		return
 	}
-	if r.host.HasFilters() && r.filtered(ctx, el, xeps.Inbound) {
+	if r.host.HasFilters() && r.filtered(ctx, el, to, xeps.Inbound) {
 		return
 	}
 	if el.Local == "presence" && isSubscription(el.Get("type")) {
