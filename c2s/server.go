@@ -101,9 +101,12 @@ func New(cfg Config) *Server {
 // Serve accepts connections on ln until ctx ends or Shutdown is called.
 // directTLS makes it an XEP-0368 listener: TLS from the first byte.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) error {
-	err := s.open.Serve(ctx, ln, func(conn net.Conn) (*Session, func()) {
+	err := s.open.Serve(ctx, ln, func(conn net.Conn) (*Session, func(func())) {
 		sess := newSession(s, conn)
-		return sess, func() { sess.serve(ctx, directTLS) }
+		return sess, func(done func()) {
+			sess.done = done
+			sess.serve(ctx, directTLS)
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("c2s: accept: %w", err)

@@ -55,12 +55,17 @@ type Session struct {
 	full string
 
 	presence atomic.Int32 // 0 = unavailable; otherwise priority+1000
+
+	// The session's lifetime: work done for it (handlers, storage calls)
+	// stops with ctx; done tells the listener it has ended.
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   func()
 }
 
 func newSession(srv *Server, conn net.Conn) *Session {
 	s := &Session{
 		srv:   srv,
-		dec:   stanza.NewDecoder(conn, srv.cfg.PreAuthLimits),
 		id:    newID(),
 		raddr: conn.RemoteAddr(),
 	}
@@ -71,6 +76,8 @@ func newSession(srv *Server, conn net.Conn) *Session {
 		Append:       appendClient,
 		Header:       s.ourHeader,
 	})
+	// The decoder reads through s.out, which can park an idle session.
+	s.dec = stanza.NewDecoder(s.out, srv.cfg.PreAuthLimits)
 	return s
 }
 
@@ -117,30 +124,68 @@ func (s *Session) Available() (bool, int) {
 	return p != 0, int(p) - 1000
 }
 
-// serve runs the connection to its end.
+// serve runs the connection from its first byte. Once bound, an idle
+// session parks (stream.Conn.Park): serve returns, and resume reads on, on a
+// new goroutine, when the client sends more or the stream is closed.
 func (s *Session) serve(ctx context.Context, directTLS bool) {
-	// Work done for this session (handlers, storage calls) stops with it.
 	s.base = ctx
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer s.finish(ctx)
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	parked := false
+	defer func() { s.ended(recover(), parked) }()
 	s.out.NetConn().SetReadDeadline(time.Now().Add(s.srv.cfg.AuthTimeout))
 	if directTLS {
-		if err := s.startTLS(ctx); err != nil {
+		if err := s.startTLS(s.ctx); err != nil {
 			s.logAt(slog.LevelDebug, "direct TLS handshake failed", "err", err)
 			return
 		}
 	}
-	err := s.negotiate(ctx)
+	err := s.negotiate(s.ctx)
 	s.base = nil
 	if err == nil {
 		// Bound: no more authentication deadline, unless the stream is
 		// already closing (its writer's short deadline ends this reader).
 		s.out.LiftReadDeadline()
 		s.dec.SetLimits(s.srv.cfg.Limits)
-		err = s.readStanzas(ctx)
+		s.out.EnableParking(s.resume)
+		if parked, err = s.readOrPark(); parked {
+			return
+		}
 	}
 	s.endWith(err)
+}
+
+// resume is a parked session woken up.
+func (s *Session) resume() {
+	parked := false
+	defer func() { s.ended(recover(), parked) }()
+	var err error
+	if parked, err = s.readOrPark(); parked {
+		return
+	}
+	s.endWith(err)
+}
+
+// readOrPark reads stanzas until the session parks (true: it belongs to
+// whoever wakes it now) or the stream ends (the reason).
+func (s *Session) readOrPark() (parked bool, err error) {
+	for {
+		err := s.readStanzas(s.ctx)
+		if !errors.Is(err, stream.ErrIdle) {
+			return false, err
+		}
+		if s.out.Park() {
+			return true, nil
+		}
+	}
+}
+
+// ended runs when the reading goroutine returns: unless it parked, the
+// session is over (a panic included).
+func (s *Session) ended(panicked any, parked bool) {
+	if panicked == nil && parked {
+		return // the session is not ours to touch any more
+	}
+	s.finish(panicked)
 }
 
 // endWith turns the reason the read loop ended into the right close.
@@ -166,11 +211,12 @@ func (s *Session) endWith(err error) {
 }
 
 // finish runs after the read loop: unregister, tell the modules, close the socket.
-func (s *Session) finish(ctx context.Context) {
-	if r := recover(); r != nil {
-		s.logAt(slog.LevelError, "session panic", "panic", r)
+func (s *Session) finish(panicked any) {
+	if panicked != nil {
+		s.logAt(slog.LevelError, "session panic", "panic", panicked)
 		s.CloseWithError(&stanza.StreamError{Condition: "internal-server-error"})
 	}
+	ctx := s.ctx
 	if s.full != "" {
 		s.srv.unbind(s)
 		wasAvailable, _ := s.Available()
@@ -185,6 +231,10 @@ func (s *Session) finish(ctx context.Context) {
 		}
 	}
 	s.out.Close()
+	s.cancel()
+	if s.done != nil {
+		s.done()
+	}
 }
 
 func (s *Session) isClosing() bool { return s.out.Closing() }
@@ -360,7 +410,7 @@ func (s *Session) startTLS(ctx context.Context) error {
 		return err
 	}
 	s.out.SetConn(tc)
-	s.dec.Reset(tc)
+	s.dec.Reset(s.out)
 	s.secure = true
 	s.certDER = s.servedCert(tc.ConnectionState().ServerName)
 	return nil
@@ -575,7 +625,6 @@ func (s *Session) replyNow(el *stanza.Element) error {
 
 // readStanzas is the loop of a bound session: check, stamp, route.
 func (s *Session) readStanzas(ctx context.Context) error {
-	bare := s.addr.Bare().String()
 	for {
 		el, err := s.dec.Next()
 		if err != nil {
@@ -588,8 +637,9 @@ func (s *Session) readStanzas(ctx context.Context) error {
 			return &stanza.StreamError{Condition: "unsupported-stanza-type", Text: "<" + el.Local + "/> is not supported here"}
 		}
 		// RFC 6120 §8.1.2.1: 'from' must be this session's full or bare JID; we stamp the full one.
-		if from := el.Get("from"); from != "" && from != s.full && from != bare {
-			if j, err := stanza.ParseJID(from); err != nil || (j.String() != s.full && j.String() != bare) {
+		if from := el.Get("from"); from != "" && from != s.full {
+			bare := s.addr.Bare().String()
+			if j, err := stanza.ParseJID(from); from != bare && (err != nil || (j.String() != s.full && j.String() != bare)) {
 				return &stanza.StreamError{Condition: "invalid-from", Text: "'from' is not your address"}
 			}
 		}

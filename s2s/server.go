@@ -166,10 +166,13 @@ func (s *Server) SetRouter(r Router) { s.cfg.Router = r }
 func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	err := s.open.Serve(ctx, ln, func(conn net.Conn) (*stream, func()) {
+	err := s.open.Serve(ctx, ln, func(conn net.Conn) (*stream, func(func())) {
 		s.accepted.Add(1)
 		in := newInbound(s, conn)
-		return in.stream, func() { in.serve(directTLS) }
+		return in.stream, func(done func()) {
+			defer done()
+			in.serve(directTLS)
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("s2s: accept: %w", err)

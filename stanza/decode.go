@@ -26,6 +26,16 @@ var DefaultLimits = Limits{MaxStanza: 256 << 10, MaxDepth: 48, MaxAttrs: 64, Max
 // ErrStreamClosed is returned by Next when the peer closed its stream with </stream:stream>.
 var ErrStreamClosed = errors.New("stream closed by peer")
 
+// IdleReader is a source that can decline to wait. Between top-level
+// elements, with nothing buffered, Next reads through ReadIdle instead of
+// Read; an error from it comes back from Next with nothing consumed, and
+// Next may be called again. A server uses this to give up an idle stream's
+// goroutine (stream.Conn.ReadIdle) and pick the stream up again when the
+// socket is readable.
+type IdleReader interface {
+	ReadIdle(p []byte) (int, error)
+}
+
 const maxNameLen = 1024
 
 // Decoder reads an XMPP stream: its header, then one complete top-level element at a time.
@@ -38,6 +48,7 @@ type Decoder struct {
 	end     int      // end of the bytes read into rb.b
 	err     error    // the source's error, returned once the buffer is drained
 	one     [1]byte  // where an idle decoder waits for the next byte
+	atTop   bool     // between top-level elements: the source may decline to wait (IdleReader)
 	lim     Limits
 	budget  int       // bytes the current unit (header or element) may still use
 	bind    []binding // namespace bindings in scope, innermost last
@@ -80,7 +91,7 @@ func NewDecoder(r io.Reader, lim Limits) *Decoder {
 // sent ahead of the TLS handshake (the STARTTLS injection defence).
 func (d *Decoder) Reset(r io.Reader) {
 	d.src = r
-	d.pos, d.end, d.err = 0, 0, nil
+	d.pos, d.end, d.err, d.atTop = 0, 0, nil, false
 	d.release()
 	d.bind = d.bind[:0]
 	d.streamQ = ""
@@ -133,7 +144,13 @@ func (d *Decoder) fill() (byte, error) {
 			return 0, err
 		}
 		if d.rb == nil {
-			n, err := d.src.Read(d.one[:])
+			var n int
+			var err error
+			if ir, ok := d.src.(IdleReader); ok && d.atTop {
+				n, err = ir.ReadIdle(d.one[:])
+			} else {
+				n, err = d.src.Read(d.one[:])
+			}
 			if n <= 0 {
 				d.err = err
 				continue
@@ -305,7 +322,9 @@ func (d *Decoder) Next() (*Element, error) {
 		if d.pos == d.end {
 			d.release() // idle until the peer sends more
 		}
+		d.atTop = true
 		c, err := d.readByte()
+		d.atTop = false
 		if err != nil {
 			return nil, err
 		}

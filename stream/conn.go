@@ -9,6 +9,7 @@ package stream
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -70,11 +71,15 @@ type Conn[T any] struct {
 	room       chan struct{} // closed by the writer when it empties the queue; see DeliverWait
 	writerDone chan struct{} // closed once the final frame is written (or failed)
 	doneOnce   sync.Once
+
+	park parker // see park.go
 }
 
 // New returns the sending half of a stream over c.
 func New[T any](c net.Conn, cfg Config[T]) *Conn[T] {
-	return &Conn[T]{cfg: cfg, conn: c, writerDone: make(chan struct{})}
+	cn := &Conn[T]{cfg: cfg, conn: c, writerDone: make(chan struct{})}
+	cn.park.fd = -1
+	return cn
 }
 
 // Enqueue queues it for the peer without blocking and starts the writer if
@@ -238,6 +243,7 @@ func (c *Conn[T]) Close() {
 	case <-c.writerDone:
 	case <-time.After(c.cfg.WriteTimeout):
 	}
+	c.park.release()
 	// Not under the write lock: it breaks a Write still stuck there.
 	if tc, ok := c.conn.(*tls.Conn); ok && c.torn.Load() {
 		// A TLS close would write a close_notify alert after the record the
@@ -282,6 +288,85 @@ func (c *Conn[T]) LiftReadDeadline() {
 	c.wmu.Unlock()
 }
 
+// Read reads from the connection: a Conn is its stream's decoder source.
+// Only the reading goroutine reads, and only it swaps the connection
+// (SetConn), so no lock is needed.
+func (c *Conn[T]) Read(p []byte) (int, error) { return c.conn.Read(p) }
+
+// EnableParking lets the reader give up its goroutine while the stream is
+// idle (park.go): from now on ReadIdle may return ErrIdle, and resume is
+// what a parked stream runs, on a new goroutine, when it wakes. The reader
+// calls it once the stream is set up (c2s: after bind).
+func (c *Conn[T]) EnableParking(resume func()) {
+	c.park.resume = resume
+	c.park.setConn(c.conn)
+}
+
+// aLongTimeAgo is a read deadline that makes a read return at once with
+// what is buffered, or a timeout.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// ReadIdle implements stanza.IdleReader. With parking enabled it returns
+// what the connection holds already — crypto/tls's decrypted and raw
+// buffers, or bytes in the kernel — without waiting, and ErrIdle when there
+// is nothing: the reader should then Park. A closing stream is read as
+// usual, so its reader ends in the writer's deadline.
+func (c *Conn[T]) ReadIdle(p []byte) (int, error) {
+	if c.park.rc == nil || c.park.off {
+		return c.conn.Read(p)
+	}
+	// An expired deadline makes the TLS read return what its buffers hold
+	// without touching the socket, or a timeout, which crypto/tls treats as
+	// temporary (net/http aborts reads the same way).
+	c.wmu.Lock()
+	if c.Closing() {
+		c.wmu.Unlock()
+		return c.conn.Read(p)
+	}
+	c.conn.SetReadDeadline(aLongTimeAgo)
+	c.wmu.Unlock()
+	n, err := c.conn.Read(p)
+	c.wmu.Lock()
+	closing := c.Closing()
+	if closing {
+		c.conn.SetReadDeadline(time.Now().Add(closeGrace)) // as the writer does
+	} else {
+		c.conn.SetReadDeadline(time.Time{})
+	}
+	c.wmu.Unlock()
+	var ne net.Error
+	if n > 0 || !errors.As(err, &ne) || !ne.Timeout() {
+		return n, err
+	}
+	if closing || c.park.pending() {
+		return c.conn.Read(p) // returns soon: data is there, or the deadline ends it
+	}
+	return 0, ErrIdle
+}
+
+// Park gives up the reading goroutine after ReadIdle returned ErrIdle. True
+// means parked: the caller returns at once and touches the stream no more;
+// the stream's resume runs on a new goroutine when the socket turns readable
+// or the stream is closed. False means read on (parking is not possible
+// here, or the stream is closing).
+func (c *Conn[T]) Park() bool {
+	p := &c.park
+	p.state.Store(parked)
+	if !p.arm() {
+		if !p.unpark() {
+			return true // a closer woke it meanwhile and resumes it
+		}
+		p.off = true // read as before from now on
+		return false
+	}
+	// A closer that set closing before we stored parked found nothing to
+	// wake; one that came after wakes us itself.
+	if c.Closing() && p.unpark() {
+		return false
+	}
+	return true
+}
+
 // SetConn swaps in a new connection (the TLS one after a handshake).
 func (c *Conn[T]) SetConn(nc net.Conn) {
 	c.wmu.Lock()
@@ -311,9 +396,16 @@ func (c *Conn[T]) onClose() {
 	if c.cfg.OnClose != nil {
 		c.cfg.OnClose()
 	}
+	// A parked reader must see the close: it reads on, into the deadline
+	// the writer sets after the final frame.
+	c.park.wake()
 }
 
 func (c *Conn[T]) markWriterDone() { c.doneOnce.Do(func() { close(c.writerDone) }) }
+
+// closeGrace is how long the reader waits for the peer's </stream:stream>
+// after our final frame.
+const closeGrace = time.Second
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
@@ -368,7 +460,7 @@ func (c *Conn[T]) flush() {
 			// be written), give the peer a moment to send its own
 			// </stream:stream>; then the reader's deadline ends the stream.
 			c.wmu.Lock()
-			c.conn.SetReadDeadline(time.Now().Add(time.Second))
+			c.conn.SetReadDeadline(time.Now().Add(closeGrace))
 			c.wmu.Unlock()
 			c.qmu.Lock()
 			if !c.cfg.KeepUnwritten {

@@ -29,10 +29,12 @@ type Listeners[S Closer] struct {
 
 // Serve accepts connections on ln until Shutdown is called (or, once
 // accepting fails, ctx has ended). For each one, accept returns the stream
-// and the function that runs it to its end, on a goroutine of its own while
-// the stream is tracked. A failure to accept is returned as is, except a
+// and the function that runs it, on a goroutine of its own; the stream is
+// tracked until run calls done, once, when the stream has ended (from any
+// goroutine: a parked stream ends on another one).
+// A failure to accept is returned as is, except a
 // timeout (out of file descriptors), which is waited out.
-func (l *Listeners[S]) Serve(ctx context.Context, ln net.Listener, accept func(net.Conn) (S, func())) error {
+func (l *Listeners[S]) Serve(ctx context.Context, ln net.Listener, accept func(net.Conn) (S, func(done func()))) error {
 	l.mu.Lock()
 	if l.closing {
 		l.mu.Unlock()
@@ -63,11 +65,10 @@ func (l *Listeners[S]) Serve(ctx context.Context, ln net.Listener, accept func(n
 			continue
 		}
 		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			defer l.Untrack(st)
-			run()
-		}()
+		go run(func() {
+			l.Untrack(st)
+			l.wg.Done()
+		})
 	}
 }
 

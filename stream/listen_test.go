@@ -36,12 +36,16 @@ func TestListenersShutdown(t *testing.T) {
 	accepted := make(chan *fakeStream, 1)
 	served := make(chan error, 1)
 	go func() {
-		served <- l.Serve(context.Background(), ln, func(c net.Conn) (*fakeStream, func()) {
+		served <- l.Serve(context.Background(), ln, func(c net.Conn) (*fakeStream, func(func())) {
 			st := &fakeStream{closed: make(chan struct{})}
-			return st, func() {
+			return st, func(done func()) {
 				accepted <- st
-				<-st.closed
-				c.Close()
+				// The stream ends on another goroutine, as a parked one does.
+				go func() {
+					defer done()
+					<-st.closed
+					c.Close()
+				}()
 			}
 		})
 	}()

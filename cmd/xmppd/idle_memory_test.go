@@ -8,7 +8,8 @@ package main
 // bind, roster get, initial presence, ping) and then stays silent.
 //
 // It logs the figure and makes no assertion on it (timings and memory vary
-// by machine); xmppbench idle measures the process RSS on a real run.
+// by machine); xmppbench idle measures the process RSS on a real run. It
+// does check that idle sessions keep no goroutine (they park).
 //
 //	go test ./cmd/xmppd -run TestIdleSessionMemory -v
 //	XMPPD_IDLE_SESSIONS=2000 XMPPD_IDLE_MEMPROFILE=/tmp/idle.pprof go test ./cmd/xmppd -run TestIdleSessionMemory -v
@@ -55,6 +56,9 @@ func TestIdleSessionMemory(t *testing.T) {
 	}
 	if v, err := strconv.Atoi(os.Getenv("XMPPD_IDLE_SESSIONS")); err == nil && v > 0 {
 		n = v
+	}
+	if os.Getenv("XMPPD_IDLE_MEMPROFILE") != "" {
+		runtime.MemProfileRate = 1 // every allocation, for a profile per session
 	}
 	srv := startTestServer(t, func(c *Config) { c.C2S.AuthTimeout = Duration(30 * time.Second) })
 	creds, err := storage.DeriveCredentials("idlepass", 0)
@@ -124,6 +128,11 @@ func TestIdleSessionMemory(t *testing.T) {
 		out.Close()
 	}
 	per := func(a, b uint64) float64 { return (float64(b) - float64(a)) / float64(n) / 1024 }
+	// Idle bound sessions park (stream/park.go): no goroutine each. One
+	// still reading or writing here and there is fine; one per session is not.
+	if g := float64(after.goroutines-before.goroutines) / float64(n); runtime.GOOS == "linux" && g > 0.5 {
+		t.Errorf("%.2f goroutines per idle session: idle sessions should park", g)
+	}
 	t.Logf("%d idle sessions: %.1f KiB/session heap+stack in use (heap %.1f, stack %.1f; live heap objects %.1f KiB), %.2f goroutines/session",
 		n, per(before.heap+before.stack, after.heap+after.stack), per(before.heap, after.heap), per(before.stack, after.stack),
 		per(before.live, after.live), float64(after.goroutines-before.goroutines)/float64(n))
