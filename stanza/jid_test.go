@@ -1,6 +1,11 @@
 package stanza
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+)
 
 func TestParseJID(t *testing.T) {
 	tests := []struct {
@@ -42,6 +47,62 @@ func FuzzJID(f *testing.F) {
 		}
 		if again.String() != j.String() {
 			t.Fatalf("not stable: %q → %q → %q", s, j.String(), again.String())
+		}
+	})
+}
+
+func TestParseJIDCache(t *testing.T) {
+	// A cached parse is the same address as a fresh one, every time.
+	for range 3 {
+		for _, in := range []string{"Alice@LocalHost/Phone", "Ünïcode@Example.ORG/r"} {
+			j, err := ParseJID(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fresh, err := jid.Parse(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !j.Equal(fresh) || j.String() != fresh.String() {
+				t.Fatalf("ParseJID(%q) = %q, a fresh parse %q", in, j, fresh)
+			}
+		}
+	}
+	// Refusals are not remembered as addresses.
+	for range 2 {
+		if _, err := ParseJID("a b@localhost"); err == nil {
+			t.Fatal("a refused address parsed on the second try")
+		}
+	}
+	// The cache stays within its size however many addresses pass.
+	for i := range 10 * jidCacheShards * jidCacheShardSize {
+		if _, err := ParseJID(fmt.Sprintf("user%d@example.org/r", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for i := range jidCache.shards {
+		sh := &jidCache.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	if n > jidCacheShards*jidCacheShardSize {
+		t.Fatalf("%d cached addresses, the bound is %d", n, jidCacheShards*jidCacheShardSize)
+	}
+}
+
+// BenchmarkParseJID compares a repeated address (cached) with the
+// normalisation every new one costs.
+func BenchmarkParseJID(b *testing.B) {
+	b.Run("repeated", func(b *testing.B) {
+		for b.Loop() {
+			ParseJID("alice@example.org/phone")
+		}
+	})
+	b.Run("normalise", func(b *testing.B) {
+		for b.Loop() {
+			jid.Parse("alice@example.org/phone")
 		}
 	})
 }

@@ -45,6 +45,10 @@ type Config[T any] struct {
 	// WriteFailed, if set, hears why the writer's write failed (the stream
 	// then ends; WriteRaw's failures go to its caller instead).
 	WriteFailed func(err error)
+	// ParkAfter is how long a reader with nothing to read waits in its read
+	// before it parks (see EnableParking): a busy stream keeps its goroutine
+	// instead of parking and waking between every two stanzas.
+	ParkAfter time.Duration
 	// OnClose, if set, runs when the stream is closed or aborted and when
 	// its writer stops for good, with no lock held. It may run more than once.
 	OnClose func()
@@ -306,24 +310,30 @@ func (c *Conn[T]) EnableParking(resume func()) {
 // what is buffered, or a timeout.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// ReadIdle implements stanza.IdleReader. With parking enabled it returns
-// what the connection holds already — crypto/tls's decrypted and raw
-// buffers, or bytes in the kernel — without waiting, and ErrIdle when there
-// is nothing: the reader should then Park. A closing stream is read as
-// usual, so its reader ends in the writer's deadline.
+// ReadIdle implements stanza.IdleReader. With parking enabled it waits up
+// to ParkAfter for the peer, as a plain read would, and returns ErrIdle when
+// nothing came — nothing in crypto/tls's buffers, nothing in the kernel: the
+// reader should then Park. A closing stream is read as usual, so its reader
+// ends in the writer's deadline.
 func (c *Conn[T]) ReadIdle(p []byte) (int, error) {
 	if c.park.rc == nil || c.park.off {
 		return c.conn.Read(p)
 	}
-	// An expired deadline makes the TLS read return what its buffers hold
-	// without touching the socket, or a timeout, which crypto/tls treats as
-	// temporary (net/http aborts reads the same way).
+	// The wait is a read with a deadline. crypto/tls treats the timeout as
+	// temporary and keeps a partial record for the next read (net/http
+	// aborts reads the same way); with no wait at all (ParkAfter 0), the
+	// expired deadline makes the read return what TLS has buffered, or the
+	// timeout, without touching the socket.
+	until := aLongTimeAgo
+	if c.cfg.ParkAfter > 0 {
+		until = time.Now().Add(c.cfg.ParkAfter)
+	}
 	c.wmu.Lock()
 	if c.Closing() {
 		c.wmu.Unlock()
 		return c.conn.Read(p)
 	}
-	c.conn.SetReadDeadline(aLongTimeAgo)
+	c.conn.SetReadDeadline(until)
 	c.wmu.Unlock()
 	n, err := c.conn.Read(p)
 	c.wmu.Lock()

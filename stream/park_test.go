@@ -74,7 +74,7 @@ func (r *parkedReader) expect(t *testing.T, want string) {
 
 // parkPair returns a TLS client connection and the reader of its server end,
 // its stream header read and parking enabled, reading on its own goroutine.
-func parkPair(t *testing.T) (*tls.Conn, *parkedReader) {
+func parkPair(t *testing.T, parkAfter time.Duration) (*tls.Conn, *parkedReader) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -100,6 +100,7 @@ func parkPair(t *testing.T) (*tls.Conn, *parkedReader) {
 	r.c = New(net.Conn(srv), Config[*stanza.Element]{
 		QueueSize:    8,
 		WriteTimeout: time.Second,
+		ParkAfter:    parkAfter,
 		Append:       func(b []byte, el *stanza.Element) []byte { return AppendStanza(b, el, stanza.NSClient) },
 		Header:       func() stanza.StreamHeader { return stanza.StreamHeader{} },
 	})
@@ -117,7 +118,7 @@ func TestParkedStreamWakes(t *testing.T) {
 		t.Skip("streams park only on Linux")
 	}
 	t.Run("on data", func(t *testing.T) {
-		tc, r := parkPair(t)
+		tc, r := parkPair(t, 0)
 		r.waitParked(t, 1)
 		before := runtime.NumGoroutine()
 		io.WriteString(tc, "<a/>")
@@ -136,7 +137,7 @@ func TestParkedStreamWakes(t *testing.T) {
 		// Two TLS records in one TCP segment: crypto/tls reads both from the
 		// socket while the decoder asks for the first; the second must be
 		// found in TLS's buffer, not waited for on the (empty) socket.
-		tc, r := parkPair(t)
+		tc, r := parkPair(t, 0)
 		r.waitParked(t, 1)
 		batch := tc.NetConn().(*batchConn)
 		batch.hold = true
@@ -148,7 +149,7 @@ func TestParkedStreamWakes(t *testing.T) {
 		r.waitParked(t, 2)
 	})
 	t.Run("on our close", func(t *testing.T) {
-		tc, r := parkPair(t)
+		tc, r := parkPair(t, 0)
 		r.waitParked(t, 1)
 		r.c.CloseWithError(&stanza.StreamError{Condition: "system-shutdown"})
 		buf := make([]byte, 512)
@@ -159,8 +160,21 @@ func TestParkedStreamWakes(t *testing.T) {
 		io.WriteString(tc, "</stream:stream>")
 		r.expect(t, "end: "+stanza.ErrStreamClosed.Error())
 	})
+	t.Run("not while busy", func(t *testing.T) {
+		// Input within ParkAfter is read by the same goroutine: no parking.
+		tc, r := parkPair(t, time.Minute)
+		for _, name := range []string{"e", "f", "g"} {
+			io.WriteString(tc, "<"+name+"/>")
+			r.expect(t, name)
+		}
+		if n := r.parks.Load(); n != 0 {
+			t.Fatalf("parked %d times within ParkAfter", n)
+		}
+		tc.NetConn().Close()
+		r.expect(t, "end: ")
+	})
 	t.Run("on the peer's close", func(t *testing.T) {
-		tc, r := parkPair(t)
+		tc, r := parkPair(t, 0)
 		r.waitParked(t, 1)
 		tc.NetConn().Close()
 		r.expect(t, "end: ")

@@ -114,7 +114,9 @@ func TestIdleSessionMemory(t *testing.T) {
 	case <-time.After(5 * time.Minute):
 		t.Fatal("the sessions did not log in within 5 minutes")
 	}
-	time.Sleep(200 * time.Millisecond) // let writers and handlers finish
+	// Let writers and handlers finish, and the sessions park (c2s parks a
+	// session after 250 ms without input).
+	time.Sleep(time.Second)
 	after := serverMem()
 	if f := os.Getenv("XMPPD_IDLE_MEMPROFILE"); f != "" {
 		out, err := os.Create(f)
