@@ -35,19 +35,64 @@ type Module struct {
 
 // shard holds the presence state of the users whose bare JID hashes to it.
 type shard struct {
-	mu    sync.Mutex
-	users map[string]*user // bare JID →
-}
-
-type user struct {
-	res map[string]*resource // full JID →
+	mu sync.Mutex
+	// users maps a bare JID to its connected resources' state. A user has
+	// one to three resources: a slice searched in order costs far less than
+	// a map per user (a map with one entry takes a few hundred bytes). The
+	// key is the bare prefix of one of the slice's full JID strings, so the
+	// JID is stored once (see splitJID).
+	users map[string][]resource
 }
 
 // resource is one session's presence state.
 type resource struct {
+	full      string          // full JID
 	last      *stanza.Element // last broadcast available presence; nil while unavailable
 	directed  map[string]struct{}
 	available bool
+}
+
+// splitJID returns full's string and its bare JID, a prefix of that string
+// (the localpart and domainpart cannot hold a '/').
+func splitJID(full stanza.JID) (f, bare string) {
+	f = full.String()
+	if i := strings.IndexByte(f, '/'); i >= 0 {
+		return f, f[:i]
+	}
+	return f, f
+}
+
+// index returns the position of full in rs, or -1.
+func index(rs []resource, full string) int {
+	for i := range rs {
+		if rs[i].full == full {
+			return i
+		}
+	}
+	return -1
+}
+
+// lookup returns the index of full's state in s.users[bare], adding an
+// unavailable one when add is set; -1 when absent and not added.
+func (s *shard) lookup(full, bare string, add bool) int {
+	rs := s.users[bare]
+	if i := index(rs, full); i >= 0 || !add {
+		return i
+	}
+	s.users[bare] = append(rs, resource{full: full})
+	return len(rs)
+}
+
+// remove deletes rs[i], the state of one of bare's resources, and the user's
+// entry with its last resource.
+func (s *shard) remove(bare string, rs []resource, i int) {
+	rs = slices.Delete(rs, i, i+1)
+	// Deleted and added again, so that the key is a prefix of a string kept
+	// in rs, not of the one just removed.
+	delete(s.users, bare)
+	if len(rs) > 0 {
+		s.users[rs[0].full[:len(bare)]] = rs
+	}
 }
 
 var _ xeps.Module = (*Module)(nil)
@@ -57,7 +102,7 @@ var _ roster.PresenceSource = (*Module)(nil)
 func New() *Module {
 	m := &Module{seed: maphash.MakeSeed()}
 	for i := range m.shards {
-		m.shards[i].users = map[string]*user{}
+		m.shards[i].users = map[string][]resource{}
 	}
 	return m
 }
@@ -91,20 +136,12 @@ func (m *Module) shard(bare string) *shard {
 // reachable for messages to the bare JID (non-negative priority now, and not
 // before: XEP-0160 delivers offline messages only then).
 func (m *Module) setAvailable(full stanza.JID, el *stanza.Element) (initial, reachable bool) {
-	bare := full.Bare().String()
+	f, bare := splitJID(full)
 	s := m.shard(bare)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u := s.users[bare]
-	if u == nil {
-		u = &user{res: map[string]*resource{}}
-		s.users[bare] = u
-	}
-	r := u.res[full.String()]
-	if r == nil {
-		r = &resource{}
-		u.res[full.String()] = r
-	}
+	i := s.lookup(f, bare, true) // may append: index s.users[bare] after it
+	r := &s.users[bare][i]
 	initial = !r.available
 	wasReachable := r.available && priority(r.last) >= 0
 	r.available, r.last = true, el
@@ -131,63 +168,51 @@ func priority(el *stanza.Element) int {
 // available, the entities that got directed presence from it, and whether
 // the user has no available resource left.
 func (m *Module) setUnavailable(full stanza.JID) (was bool, directed []string, last bool) {
-	bare := full.Bare().String()
+	f, bare := splitJID(full)
 	s := m.shard(bare)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u := s.users[bare]
-	if u == nil {
-		return false, nil, true
-	}
-	if r := u.res[full.String()]; r != nil {
-		was = r.available
-		for d := range r.directed {
+	rs := s.users[bare]
+	if i := index(rs, f); i >= 0 {
+		was = rs[i].available
+		for d := range rs[i].directed {
 			directed = append(directed, d)
 		}
 		slices.Sort(directed)
-		delete(u.res, full.String())
+		s.remove(bare, rs, i)
+		rs = s.users[bare]
 	}
 	last = true
-	for _, r := range u.res {
+	for _, r := range rs {
 		if r.available {
 			last = false
 		}
-	}
-	if len(u.res) == 0 {
-		delete(s.users, bare)
 	}
 	return was, directed, last
 }
 
 // directed records (or, for unavailable, forgets) directed presence from full to to.
 func (m *Module) directed(full stanza.JID, to string, available bool) {
-	bare := full.Bare().String()
+	f, bare := splitJID(full)
 	s := m.shard(bare)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u := s.users[bare]
-	if u == nil {
-		if !available {
-			return
-		}
-		u = &user{res: map[string]*resource{}}
-		s.users[bare] = u
+	i := s.lookup(f, bare, available)
+	if i < 0 {
+		return
 	}
-	r := u.res[full.String()]
-	if r == nil {
-		if !available {
-			return
-		}
-		r = &resource{}
-		u.res[full.String()] = r
-	}
+	r := &s.users[bare][i]
 	if available {
+		// Made on first use: most resources never send directed presence.
 		if r.directed == nil {
 			r.directed = map[string]struct{}{}
 		}
 		r.directed[to] = struct{}{}
-	} else {
-		delete(r.directed, to)
+		return
+	}
+	delete(r.directed, to)
+	if len(r.directed) == 0 {
+		r.directed = nil
 	}
 }
 
@@ -204,13 +229,11 @@ func (m *Module) Resources(bare stanza.JID) []Available {
 	s := m.shard(b)
 	s.mu.Lock()
 	var out []Available
-	if u := s.users[b]; u != nil {
-		for full, r := range u.res {
-			if r.available {
-				j, err := stanza.ParseJID(full)
-				if err == nil {
-					out = append(out, Available{JID: j, Presence: r.last})
-				}
+	for _, r := range s.users[b] {
+		if r.available {
+			j, err := stanza.ParseJID(r.full)
+			if err == nil {
+				out = append(out, Available{JID: j, Presence: r.last})
 			}
 		}
 	}

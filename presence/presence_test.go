@@ -102,3 +102,55 @@ func TestStateConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestStateLeavesNothing: a user's resources going unavailable in any order
+// report "last" only for the final one, and leave no per-user entry behind.
+func TestStateLeavesNothing(t *testing.T) {
+	p := stanza.New(stanza.NSClient, "presence")
+	for _, order := range [][]int{{0, 1, 2}, {2, 1, 0}, {1, 0, 2}, {1, 2, 0}} {
+		t.Run(fmt.Sprint(order), func(t *testing.T) {
+			m := New()
+			res := []stanza.JID{mustJID(t, "alice@localhost/1"), mustJID(t, "alice@localhost/2"), mustJID(t, "alice@localhost/3")}
+			for _, r := range res {
+				m.setAvailable(r, p)
+				m.directed(r, "carol@localhost", true)
+			}
+			// One that only sent directed presence: connected, not available.
+			directedOnly := mustJID(t, "alice@localhost/4")
+			m.directed(directedOnly, "carol@localhost", true)
+			if got := m.Resources(res[0].Bare()); len(got) != 3 {
+				t.Fatalf("%d available resources, want 3", len(got))
+			}
+			for i, k := range order {
+				was, directed, last := m.setUnavailable(res[k])
+				if !was || len(directed) != 1 || last != (i == len(order)-1) {
+					t.Errorf("%s unavailable: was=%v directed=%v last=%v", res[k], was, directed, last)
+				}
+				if got := len(m.Resources(res[0].Bare())); got != len(order)-i-1 {
+					t.Errorf("after %s: %d available resources", res[k], got)
+				}
+			}
+			if n := m.users(); n != 1 {
+				t.Errorf("%d users left before the directed-only resource goes, want 1", n)
+			}
+			if was, directed, last := m.setUnavailable(directedOnly); was || len(directed) != 1 || !last {
+				t.Errorf("directed-only unavailable: was=%v directed=%v last=%v", was, directed, last)
+			}
+			if n := m.users(); n != 0 {
+				t.Errorf("%d users left", n)
+			}
+		})
+	}
+}
+
+// users counts the users with state, over all shards.
+func (m *Module) users() int {
+	n := 0
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		n += len(s.users)
+		s.mu.Unlock()
+	}
+	return n
+}
