@@ -340,6 +340,16 @@ func (s *Session) appendFeatures(b []byte) []byte {
 				mechs.Append(stanza.New(stanza.NSSASL, "mechanism").AppendText(m))
 			}
 			b = mechs.AppendXML(b, stanza.NSStream)
+			// XEP-0388 (SASL2) with the same mechanisms, binding a resource
+			// inline (XEP-0386): no stream restart, no bind round trip.
+			if mechs.FirstChild() != nil {
+				sasl2 := stanza.New(stanza.NSSASL2, "authentication")
+				for _, m := range mechs.Children() {
+					sasl2.Append(stanza.New(stanza.NSSASL2, "mechanism").AppendText(m.Text()))
+				}
+				sasl2.Append(stanza.New(stanza.NSSASL2, "inline").Append(stanza.New(stanza.NSBind2, "bind")))
+				b = sasl2.AppendXML(b, stanza.NSStream)
+			}
 			// XEP-0440: which channel bindings this connection supports.
 			if cbs := auth.ChannelBindings(state); len(cbs) > 0 && s.certDER != nil {
 				cb := stanza.New(stanza.NSCBinding, "sasl-channel-binding")
@@ -350,10 +360,12 @@ func (s *Session) appendFeatures(b []byte) []byte {
 			}
 		}
 	default:
-		b = stanza.New(stanza.NSBind, "bind").AppendXML(b, stanza.NSStream)
-		// RFC 6121 dropped session establishment; old clients still ask (RFC 6121 §1.4 of 3921bis).
-		sess := stanza.New(stanza.NSSession, "session").Append(stanza.New(stanza.NSSession, "optional"))
-		b = sess.AppendXML(b, stanza.NSStream)
+		if s.full == "" { // bound already with SASL2's inline bind: nothing to bind
+			b = stanza.New(stanza.NSBind, "bind").AppendXML(b, stanza.NSStream)
+			// RFC 6121 dropped session establishment; old clients still ask (RFC 6121 §1.4 of 3921bis).
+			sess := stanza.New(stanza.NSSession, "session").Append(stanza.New(stanza.NSSession, "optional"))
+			b = sess.AppendXML(b, stanza.NSStream)
+		}
 		if cfg.Features != nil {
 			for _, f := range cfg.Features() {
 				b = f.AppendXML(b, stanza.NSStream)
@@ -384,12 +396,12 @@ func (s *Session) negotiationElement(ctx context.Context, el *stanza.Element) (r
 			return false, err
 		}
 		return true, s.startTLS(ctx)
-	case el.Is(stanza.NSSASL, "auth"):
+	case el.Is(stanza.NSSASL, "auth"), el.Is(stanza.NSSASL2, "authenticate"):
 		if s.authenticated {
 			return false, &stanza.StreamError{Condition: "policy-violation", Text: "already authenticated"}
 		}
 		if !s.secure && s.srv.cfg.RequireTLS {
-			return false, s.saslFailure(&auth.Failure{Condition: "encryption-required", Text: "use STARTTLS first"}, false, "")
+			return false, s.saslFailure(el.Space, &auth.Failure{Condition: "encryption-required", Text: "use STARTTLS first"}, false, "")
 		}
 		return s.authenticate(ctx, el)
 	case el.Local == "iq" && el.Space == stanza.NSClient && s.authenticated:
@@ -446,8 +458,12 @@ func (s *Session) servedCert(sni string) []byte {
 	return cert.Certificate[0]
 }
 
-// authenticate runs one SASL exchange (RFC 6120 §6.4).
-func (s *Session) authenticate(ctx context.Context, el *stanza.Element) (bool, error) {
+// authenticate runs one SASL exchange: RFC 6120 §6.4 (<auth/>, then a
+// stream restart) or XEP-0388's SASL2 (<authenticate/>: the stream goes on,
+// and a resource may be bound in the same step, XEP-0386). Both profiles
+// share the mechanisms, the checks and the throttling; only the XML differs.
+func (s *Session) authenticate(ctx context.Context, el *stanza.Element) (restart bool, err error) {
+	ns := el.Space // stanza.NSSASL or stanza.NSSASL2
 	srv, err := auth.NewServer(ctx, el.Get("mechanism"), auth.Config{
 		Domain:          s.domain,
 		Store:           s.srv.cfg.Credentials,
@@ -457,22 +473,33 @@ func (s *Session) authenticate(ctx context.Context, el *stanza.Element) (bool, e
 		ClientTriedPlus: s.triedPlus,
 	})
 	if err != nil {
-		return false, s.saslFailure(err, false, "")
+		return false, s.saslFailure(ns, err, false, "")
 	}
-	data, err := saslData(el)
+	var data []byte
+	if ns == stanza.NSSASL2 {
+		// SASL2: no <initial-response/> means no initial response.
+		if ir := el.Child(ns, "initial-response"); ir != nil {
+			data, err = saslData(ir)
+		}
+	} else {
+		data, err = saslData(el)
+	}
 	for {
 		if err != nil {
-			return false, s.saslFailure(err, true, srv.AttemptedUsername())
+			return false, s.saslFailure(ns, err, true, srv.AttemptedUsername())
 		}
 		out, done, err := srv.Step(data)
 		if err != nil {
-			return false, s.saslFailure(err, true, srv.AttemptedUsername())
+			return false, s.saslFailure(ns, err, true, srv.AttemptedUsername())
 		}
 		if done {
 			s.authenticated = true
 			s.user = srv.Username()
 			s.throttleSuccess(s.user)
 			s.logAt(slog.LevelInfo, "authenticated", "user", s.user+"@"+s.domain, "mechanism", el.Get("mechanism"))
+			if ns == stanza.NSSASL2 {
+				return false, s.sasl2Success(ctx, el, out)
+			}
 			b := []byte("<success xmlns='" + stanza.NSSASL + "'")
 			if len(out) > 0 {
 				b = append(b, '>')
@@ -487,7 +514,7 @@ func (s *Session) authenticate(ctx context.Context, el *stanza.Element) (bool, e
 			// The new stream may only come after <success/>: keep what is buffered.
 			return true, nil
 		}
-		b := []byte("<challenge xmlns='" + stanza.NSSASL + "'>")
+		b := []byte("<challenge xmlns='" + ns + "'>")
 		b = base64.StdEncoding.AppendEncode(b, out)
 		b = append(b, "</challenge>"...)
 		if err := s.writeRaw(b); err != nil {
@@ -498,14 +525,67 @@ func (s *Session) authenticate(ctx context.Context, el *stanza.Element) (bool, e
 			return false, rerr
 		}
 		switch {
-		case next.Is(stanza.NSSASL, "response"):
+		case next.Is(ns, "response"):
 			data, err = saslData(next)
-		case next.Is(stanza.NSSASL, "abort"):
-			return false, s.saslFailure(&auth.Failure{Condition: "aborted"}, false, "")
+		case next.Is(ns, "abort"):
+			return false, s.saslFailure(ns, &auth.Failure{Condition: "aborted"}, false, "")
 		default:
 			return false, &stanza.StreamError{Condition: "policy-violation", Text: "expected a SASL response"}
 		}
 	}
+}
+
+// sasl2Success ends a successful SASL2 exchange (XEP-0388 §2.6.1): the
+// mechanism's final data, the identity (the full JID when the client asked
+// for a resource inline, XEP-0386), then the authenticated stream's
+// features, with no restart.
+//
+// Left out of XEP-0386 for now: closing an earlier session of the same
+// <user-agent/>, and clearing offline messages at bind (that presumes a
+// message archive, which xmppd does not have yet: they are delivered at
+// initial presence as for any other client).
+func (s *Session) sasl2Success(ctx context.Context, el *stanza.Element, final []byte) error {
+	success := stanza.New(stanza.NSSASL2, "success")
+	if len(final) > 0 {
+		success.Append(stanza.New(stanza.NSSASL2, "additional-data").AppendText(base64.StdEncoding.EncodeToString(final)))
+	}
+	id := stanza.New(stanza.NSSASL2, "authorization-identifier")
+	success.Append(id)
+	req := el.Child(stanza.NSBind2, "bind")
+	if req == nil {
+		id.AppendText(s.user + "@" + s.domain)
+		return s.writeRaw(s.appendFeatures(success.AppendXML(nil, stanza.NSClient)))
+	}
+	addr, err := stanza.NewJID(s.user, s.domain, bind2Resource(req))
+	if err != nil {
+		return err // the parts were checked at authentication; a random resource is valid
+	}
+	s.addr, s.full = addr, addr.String()
+	id.AppendText(s.full)
+	success.Append(stanza.New(stanza.NSBind2, "bound"))
+	// Written before the session is registered, so nothing routed to the
+	// new JID can overtake it; the client's next stanzas are read by this
+	// goroutine once registration is done.
+	if err := s.writeRaw(s.appendFeatures(success.AppendXML(nil, stanza.NSClient))); err != nil {
+		return err
+	}
+	s.register(ctx)
+	return nil
+}
+
+// bind2Resource makes the resource of an inline bind: the client's <tag/>
+// (XEP-0386 §3.2.1: "[client tag]/[server generated identifier]"), if it is
+// a short valid resourcepart, and a random part.
+func bind2Resource(req *stanza.Element) string {
+	random := newID()[:12]
+	tag := strings.TrimSpace(req.Child(stanza.NSBind2, "tag").Text())
+	if tag == "" || len(tag) > 64 {
+		return "xmppd-" + random
+	}
+	if _, err := stanza.NewJID("", "localhost", tag); err != nil {
+		return "xmppd-" + random
+	}
+	return tag + "/" + random
 }
 
 // saslData decodes the base64 content of <auth/> or <response/> ("=" is an empty response).
@@ -525,7 +605,7 @@ func saslData(el *stanza.Element) ([]byte, error) {
 // each waits longer (per client address and per attempted account, so neither
 // many connections nor many accounts get a free run), and after
 // MaxAuthFailures the stream is closed.
-func (s *Session) saslFailure(err error, counted bool, attempted string) error {
+func (s *Session) saslFailure(ns string, err error, counted bool, attempted string) error {
 	var f *auth.Failure
 	if !errors.As(err, &f) {
 		s.logAt(slog.LevelError, "authentication failed internally", "err", err)
@@ -550,9 +630,10 @@ func (s *Session) saslFailure(err error, counted bool, attempted string) error {
 		}
 		s.logAt(slog.LevelInfo, "authentication failed", "condition", f.Condition, "account", attempted, "failures", s.failures)
 	}
-	fail := stanza.New(stanza.NSSASL, "failure").Append(stanza.New(stanza.NSSASL, f.Condition))
+	// SASL2's <failure/> carries RFC 6120's condition element (XEP-0388 §2.6.2).
+	fail := stanza.New(ns, "failure").Append(stanza.New(stanza.NSSASL, f.Condition))
 	if f.Text != "" {
-		text := stanza.New(stanza.NSSASL, "text").AppendText(f.Text)
+		text := stanza.New(ns, "text").AppendText(f.Text)
 		text.Attr = append(text.Attr, stanza.Attr{Space: stanza.NSXML, Local: "lang", Value: "en"})
 		fail.Append(text)
 	}
@@ -614,6 +695,13 @@ func (s *Session) bindIQ(ctx context.Context, el *stanza.Element) error {
 	// ahead of anything others route to the new JID; and it is written only
 	// after registration, so a client that acts on it can already be reached.
 	s.out.Hold(res)
+	s.register(ctx)
+	return nil
+}
+
+// register makes the bound session reachable and starts its writer for
+// what was held.
+func (s *Session) register(ctx context.Context) {
 	old := s.srv.bind(s)
 	s.Deliver(nil)
 	if old != nil {
@@ -623,7 +711,6 @@ func (s *Session) bindIQ(ctx context.Context, el *stanza.Element) error {
 	if s.srv.cfg.OnBound != nil {
 		s.srv.cfg.OnBound(ctx, s)
 	}
-	return nil
 }
 
 // replyNow writes a stanza directly (before binding only).

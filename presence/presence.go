@@ -40,7 +40,7 @@ type shard struct {
 	// one to three resources: a slice searched in order costs far less than
 	// a map per user (a map with one entry takes a few hundred bytes). The
 	// key is the bare prefix of one of the slice's full JID strings, so the
-	// JID is stored once (see splitJID).
+	// JID is stored once (see xeps.SplitJID).
 	users map[string][]resource
 }
 
@@ -50,16 +50,6 @@ type resource struct {
 	last      *stanza.Element // last broadcast available presence; nil while unavailable
 	directed  map[string]struct{}
 	available bool
-}
-
-// splitJID returns full's string and its bare JID, a prefix of that string
-// (the localpart and domainpart cannot hold a '/').
-func splitJID(full stanza.JID) (f, bare string) {
-	f = full.String()
-	if i := strings.IndexByte(f, '/'); i >= 0 {
-		return f, f[:i]
-	}
-	return f, f
 }
 
 // index returns the position of full in rs, or -1.
@@ -136,7 +126,7 @@ func (m *Module) shard(bare string) *shard {
 // reachable for messages to the bare JID (non-negative priority now, and not
 // before: XEP-0160 delivers offline messages only then).
 func (m *Module) setAvailable(full stanza.JID, el *stanza.Element) (initial, reachable bool) {
-	f, bare := splitJID(full)
+	f, bare := xeps.SplitJID(full)
 	s := m.shard(bare)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -168,7 +158,7 @@ func priority(el *stanza.Element) int {
 // available, the entities that got directed presence from it, and whether
 // the user has no available resource left.
 func (m *Module) setUnavailable(full stanza.JID) (was bool, directed []string, last bool) {
-	f, bare := splitJID(full)
+	f, bare := xeps.SplitJID(full)
 	s := m.shard(bare)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -193,7 +183,7 @@ func (m *Module) setUnavailable(full stanza.JID) (was bool, directed []string, l
 
 // directed records (or, for unavailable, forgets) directed presence from full to to.
 func (m *Module) directed(full stanza.JID, to string, available bool) {
-	f, bare := splitJID(full)
+	f, bare := xeps.SplitJID(full)
 	s := m.shard(bare)
 	s.mu.Lock()
 	defer s.mu.Unlock()

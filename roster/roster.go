@@ -97,7 +97,7 @@ type Module struct {
 	presence PresenceSource
 
 	mu         sync.Mutex
-	interested fullJIDs // the resources that did a roster get
+	interested xeps.FullJIDs // the resources that did a roster get
 
 	// writers serialises, per user, a roster change with its push: two
 	// sessions changing the same roster at once (a user's own approval and
@@ -117,7 +117,7 @@ var _ xeps.Module = (*Module)(nil)
 var _ xeps.RosterReader = (*Module)(nil)
 
 // New returns the roster module.
-func New() *Module { return &Module{interested: fullJIDs{}} }
+func New() *Module { return &Module{interested: xeps.FullJIDs{}} }
 
 // Name implements xeps.Module.
 func (*Module) Name() string { return "roster" }
@@ -633,13 +633,13 @@ func (m *Module) remove(ctx context.Context, user, contact stanza.JID) error {
 func (m *Module) remember(full stanza.JID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.interested.add(full)
+	m.interested.Add(full)
 }
 
 func (m *Module) forget(full stanza.JID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.interested.remove(full)
+	m.interested.Remove(full)
 }
 
 // Interested lists the full JIDs of user's interested resources (those
@@ -650,46 +650,6 @@ func (m *Module) Interested(user stanza.JID) []string {
 	m.mu.Unlock()
 	slices.Sort(out)
 	return out
-}
-
-// fullJIDs maps a bare JID to a set of its full JIDs. A user has one to
-// three resources: a slice searched in order costs far less than a map per
-// user (a map with one entry takes a few hundred bytes). The key is the bare
-// prefix of one of the slice's strings, so each JID is stored once.
-type fullJIDs map[string][]string
-
-// splitJID returns full's string and its bare JID, a prefix of that string
-// (the localpart and domainpart cannot hold a '/').
-func splitJID(full stanza.JID) (f, bare string) {
-	f = full.String()
-	if i := strings.IndexByte(f, '/'); i >= 0 {
-		return f, f[:i]
-	}
-	return f, f
-}
-
-func (m fullJIDs) add(full stanza.JID) {
-	f, bare := splitJID(full)
-	if fs := m[bare]; !slices.Contains(fs, f) {
-		m[bare] = append(fs, f)
-	}
-}
-
-// remove deletes full, and the user's entry with its last full JID.
-func (m fullJIDs) remove(full stanza.JID) {
-	f, bare := splitJID(full)
-	fs := m[bare]
-	i := slices.Index(fs, f)
-	if i < 0 {
-		return
-	}
-	fs = slices.Delete(fs, i, i+1)
-	// Deleted and added again, so that the key is a prefix of a string kept
-	// in fs, not of the one just removed.
-	delete(m, bare)
-	if len(fs) > 0 {
-		m[fs[0][:len(bare)]] = fs
-	}
 }
 
 // push sends a roster push with item and version ver to every interested

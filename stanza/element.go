@@ -13,6 +13,8 @@ const (
 	NSStreams  = "urn:ietf:params:xml:ns:xmpp-streams"
 	NSTLS      = "urn:ietf:params:xml:ns:xmpp-tls"
 	NSSASL     = "urn:ietf:params:xml:ns:xmpp-sasl"
+	NSSASL2    = "urn:xmpp:sasl:2" // XEP-0388
+	NSBind2    = "urn:xmpp:bind:0" // XEP-0386
 	NSBind     = "urn:ietf:params:xml:ns:xmpp-bind"
 	NSSession  = "urn:ietf:params:xml:ns:xmpp-session"
 	NSDelay    = "urn:xmpp:delay"

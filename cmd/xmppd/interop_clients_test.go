@@ -47,10 +47,24 @@ func TestInteropXmppJS(t *testing.T) {
 			if findResult(rs, "exchange") == nil {
 				t.Fatal("no RESULT exchange=ok line")
 			}
+			logins := 0
 			for _, r := range rs {
-				if r["jid"] != "" {
-					t.Logf("xmpp.js over %s: %s authenticated with %s", tr.name, r["jid"], r["mech"])
+				if r["jid"] == "" {
+					continue
 				}
+				logins++
+				t.Logf("xmpp.js over %s: %s authenticated with %s over %s, bound with %s", tr.name, r["full"], r["mech"], r["profile"], r["bind"])
+				// xmpp.js 0.14 prefers SASL2 (XEP-0388) with an inline bind
+				// (XEP-0386) when offered; the resource keeps its tag.
+				if r["profile"] != "sasl2" || r["bind"] != "bind2" {
+					t.Errorf("%s logged in with %s and bound with %s, want sasl2 and bind2", r["jid"], r["profile"], r["bind"])
+				}
+				if !strings.HasPrefix(r["full"], r["jid"]+"/xmppjs-") {
+					t.Errorf("bound to %s, want the tag xmppjs-… as the resource's start", r["full"])
+				}
+			}
+			if logins != 2 {
+				t.Errorf("%d logins reported, want 2", logins)
 			}
 		})
 	}

@@ -26,6 +26,8 @@ var coreXEPs = []string{
 	"0220", // Server Dialback (s2s)
 	"0288", // bidirectional server streams (s2s)
 	"0368", // Direct TLS listeners (c2s, s2s) and _xmpps-server lookups (s2s/srv)
+	"0386", // Bind 2: a resource bound inline with SASL2 (c2s)
+	"0388", // SASL2, the extensible SASL profile (c2s)
 	"0440", // channel-binding types in the SASL features (c2s/auth)
 }
 

@@ -53,7 +53,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -106,8 +105,8 @@ type service struct {
 	wmu sync.Mutex // serializes blocklist changes: commit, then cache update
 
 	mu         sync.Mutex
-	interested fullJIDs // the resources that requested the blocklist
-	available  fullJIDs // the available resources
+	interested xeps.FullJIDs // the resources that requested the blocklist
+	available  xeps.FullJIDs // the available resources
 
 	pushID atomic.Uint64
 }
@@ -126,8 +125,8 @@ func (m Module) Register(h *xeps.Host) error {
 		kv:         h.KeyValue("blocklist"),
 		cache:      newLRU(size),
 		maxItems:   maxItems,
-		interested: fullJIDs{},
-		available:  fullJIDs{},
+		interested: xeps.FullJIDs{},
+		available:  xeps.FullJIDs{},
 	}
 	// XEP-0191 §3.1: the server advertises the feature.
 	h.AdvertiseFeature(NS)
@@ -137,67 +136,20 @@ func (m Module) Register(h *xeps.Host) error {
 	h.OnFilter(s.filter)
 	h.OnSessionClosed(func(_ context.Context, sess xeps.Session) {
 		s.mu.Lock()
-		s.interested.remove(sess.Address())
+		s.interested.Remove(sess.Address())
 		s.mu.Unlock()
 	})
 	h.OnAvailable(func(_ context.Context, full stanza.JID, _ bool) {
 		s.mu.Lock()
-		s.available.add(full)
+		s.available.Add(full)
 		s.mu.Unlock()
 	})
 	h.OnUnavailable(func(_ context.Context, full stanza.JID, _ bool) {
 		s.mu.Lock()
-		s.available.remove(full)
+		s.available.Remove(full)
 		s.mu.Unlock()
 	})
 	return nil
-}
-
-// fullJIDs maps a bare JID to a set of its full JIDs. A user has one to
-// three resources: a slice searched in order costs far less than a map per
-// user (a map with one entry takes a few hundred bytes). The key is the bare
-// prefix of one of the slice's strings, so each JID is stored once.
-type fullJIDs map[string][]string
-
-// splitJID returns full's string and its bare JID, a prefix of that string
-// (the localpart and domainpart cannot hold a '/').
-func splitJID(full stanza.JID) (f, bare string) {
-	f = full.String()
-	if i := strings.IndexByte(f, '/'); i >= 0 {
-		return f, f[:i]
-	}
-	return f, f
-}
-
-func (m fullJIDs) add(full stanza.JID) {
-	f, bare := splitJID(full)
-	if fs := m[bare]; !slices.Contains(fs, f) {
-		m[bare] = append(fs, f)
-	}
-}
-
-// remove deletes full, and the user's entry with its last full JID.
-func (m fullJIDs) remove(full stanza.JID) {
-	f, bare := splitJID(full)
-	fs := m[bare]
-	i := slices.Index(fs, f)
-	if i < 0 {
-		return
-	}
-	fs = slices.Delete(fs, i, i+1)
-	// Deleted and added again, so that the key is a prefix of a string kept
-	// in fs, not of the one just removed.
-	delete(m, bare)
-	if len(fs) > 0 {
-		m[fs[0][:len(bare)]] = fs
-	}
-}
-
-// sorted returns a sorted copy of the full JIDs recorded for bare.
-func (m fullJIDs) sorted(bare string) []string {
-	out := slices.Clone(m[bare])
-	slices.Sort(out)
-	return out
 }
 
 // owner returns the account an IQ is about when the sender may manage it:
@@ -222,7 +174,7 @@ func (s *service) getBlocklist(ctx context.Context, iq *stanza.IQ) (*stanza.Elem
 	// The requesting resource is now interested in pushes (§3.2, §3.3).
 	if iq.From.Resourcepart() != "" {
 		s.mu.Lock()
-		s.interested.add(iq.From)
+		s.interested.Add(iq.From)
 		s.mu.Unlock()
 	}
 	out := stanza.New(NS, "blocklist")
@@ -360,7 +312,7 @@ func (s *service) change(ctx context.Context, user string, fn func(cur []string)
 // only be asked about one contact at a time.
 func (s *service) sendUnavailable(ctx context.Context, user stanza.JID, added []string) {
 	s.mu.Lock()
-	from := s.available.sorted(user.String())
+	from := s.available.Sorted(user.String())
 	s.mu.Unlock()
 	if len(from) == 0 {
 		return
@@ -388,7 +340,7 @@ func (s *service) sendUnavailable(ctx context.Context, user stanza.JID, added []
 // push sends a block or unblock push to the user's interested resources.
 func (s *service) push(ctx context.Context, user, action string, jids []string) {
 	s.mu.Lock()
-	to := s.interested.sorted(user)
+	to := s.interested.Sorted(user)
 	s.mu.Unlock()
 	for _, full := range to {
 		cmd := stanza.New(NS, action)

@@ -31,9 +31,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -77,7 +75,7 @@ type service struct {
 	start time.Time
 
 	mu        sync.Mutex
-	available fullJIDs // the available resources
+	available xeps.FullJIDs // the available resources
 }
 
 // Register implements xeps.Module.
@@ -86,7 +84,7 @@ func (m Module) Register(h *xeps.Host) error {
 	if now == nil {
 		now = time.Now
 	}
-	s := &service{h: h, kv: h.KeyValue("lastactivity"), now: now, start: now(), available: fullJIDs{}}
+	s := &service{h: h, kv: h.KeyValue("lastactivity"), now: now, start: now(), available: xeps.FullJIDs{}}
 	h.AdvertiseFeature(NS)
 	h.AdvertiseAccountFeature(NS)
 	h.HandleIQ("get", NS, "query", xeps.ToServer, s.uptime)
@@ -142,7 +140,7 @@ func (s *service) last(ctx context.Context, iq *stanza.IQ) (*stanza.Element, err
 func (s *service) onAvailable(_ context.Context, full stanza.JID, _ bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.available.add(full)
+	s.available.Add(full)
 }
 
 func (s *service) onUnavailable(ctx context.Context, full stanza.JID, last bool) {
@@ -154,7 +152,7 @@ func (s *service) onUnavailable(ctx context.Context, full stanza.JID, last bool)
 func (s *service) wentUnavailable(ctx context.Context, full stanza.JID, last bool, status string) {
 	bare := full.Bare().String()
 	s.mu.Lock()
-	s.available.remove(full)
+	s.available.Remove(full)
 	if last {
 		// The presence module's word is final: a hook missed earlier
 		// must not keep the user online forever.
@@ -168,45 +166,5 @@ func (s *service) wentUnavailable(ctx context.Context, full stanza.JID, last boo
 	b, _ := json.Marshal(record{T: s.now().Unix(), Status: status})
 	if err := s.kv.PutBatched(ctx, []byte(bare), b); err != nil {
 		s.h.Logger().Error("cannot store last activity", "user", bare, "err", err)
-	}
-}
-
-// fullJIDs maps a bare JID to a set of its full JIDs. A user has one to
-// three resources: a slice searched in order costs far less than a map per
-// user (a map with one entry takes a few hundred bytes). The key is the bare
-// prefix of one of the slice's strings, so each JID is stored once.
-type fullJIDs map[string][]string
-
-// splitJID returns full's string and its bare JID, a prefix of that string
-// (the localpart and domainpart cannot hold a '/').
-func splitJID(full stanza.JID) (f, bare string) {
-	f = full.String()
-	if i := strings.IndexByte(f, '/'); i >= 0 {
-		return f, f[:i]
-	}
-	return f, f
-}
-
-func (m fullJIDs) add(full stanza.JID) {
-	f, bare := splitJID(full)
-	if fs := m[bare]; !slices.Contains(fs, f) {
-		m[bare] = append(fs, f)
-	}
-}
-
-// remove deletes full, and the user's entry with its last full JID.
-func (m fullJIDs) remove(full stanza.JID) {
-	f, bare := splitJID(full)
-	fs := m[bare]
-	i := slices.Index(fs, f)
-	if i < 0 {
-		return
-	}
-	fs = slices.Delete(fs, i, i+1)
-	// Deleted and added again, so that the key is a prefix of a string kept
-	// in fs, not of the one just removed.
-	delete(m, bare)
-	if len(fs) > 0 {
-		m[fs[0][:len(bare)]] = fs
 	}
 }

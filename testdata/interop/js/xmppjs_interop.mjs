@@ -43,9 +43,20 @@ function mk(username, password) {
     else return;
     for (const w of c.waiters.splice(0)) w();
   });
-  // Record which SASL mechanism xmpp.js picked: watch our own <auth/>.
+  // Record which SASL profile and mechanism xmpp.js picked, and how it bound
+  // its resource: watch our own <auth/> (RFC 6120) or <authenticate/>
+  // (SASL2, XEP-0388) with or without an inline <bind/> (XEP-0386).
+  c.profile = "?";
+  c.bind = "iq";
   c.on("send", (el) => {
-    if (el.name === "auth" && el.attrs.xmlns === "urn:ietf:params:xml:ns:xmpp-sasl") c.mech = el.attrs.mechanism;
+    if (el.name === "auth" && el.attrs.xmlns === "urn:ietf:params:xml:ns:xmpp-sasl") {
+      c.mech = el.attrs.mechanism;
+      c.profile = "sasl";
+    } else if (el.name === "authenticate" && el.attrs.xmlns === "urn:xmpp:sasl:2") {
+      c.mech = el.attrs.mechanism;
+      c.profile = "sasl2";
+      if (el.getChild("bind", "urn:xmpp:bind:0")) c.bind = "bind2";
+    }
   });
   // B (and A) answer disco#info themselves.
   c.iqCallee.get(DISCO_INFO, "query", () =>
@@ -72,7 +83,7 @@ const b = mk(userB, passB);
 const [jidA, jidB] = (await Promise.all([a.start(), b.start()])).map(String);
 say(`both online in ${Date.now() - t0}ms: ${jidA} and ${jidB}`);
 for (const [c, j] of [[a, jidA], [b, jidB]]) {
-  say(`RESULT jid=${j.split("/")[0]} mech=${c.mech}`);
+  say(`RESULT jid=${j.split("/")[0]} full=${j} mech=${c.mech} profile=${c.profile} bind=${c.bind}`);
 }
 
 // Presence: initial broadcast from both, then directed presence A -> B's full JID.

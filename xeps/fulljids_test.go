@@ -1,4 +1,4 @@
-package roster
+package xeps
 
 import (
 	"maps"
@@ -29,16 +29,16 @@ func TestFullJIDs(t *testing.T) {
 		{"resource with a slash", []string{"+a@x/1/2", "+a@x/1", "-a@x/1/2"}, map[string][]string{"a@x": {"a@x/1"}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			m := fullJIDs{}
+			m := FullJIDs{}
 			for _, op := range tt.ops {
 				full, err := stanza.ParseJID(op[1:])
 				if err != nil {
 					t.Fatal(err)
 				}
 				if op[0] == '+' {
-					m.add(full)
+					m.Add(full)
 				} else {
-					m.remove(full)
+					m.Remove(full)
 				}
 				for bare, fs := range m {
 					for _, f := range fs {
