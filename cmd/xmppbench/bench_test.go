@@ -234,6 +234,28 @@ func TestScenariosAgainstXmppd(t *testing.T) {
 		}
 	})
 
+	t.Run("login-sasl2", func(t *testing.T) {
+		// SASL2 with an inline bind, SCRAM's server signature checked in
+		// <additional-data/>; then presence and a chat over those sessions.
+		for _, sc := range [][]string{
+			{"login", "--n", "10", "--concurrency", "5"},
+			{"chat", "--pairs", "2", "--duration", "300ms"},
+		} {
+			rep, figs, code := runBench(t, append(sc[:1:1], common(s.starttls, append([]string{"--sasl2"}, sc[1:]...)...)...)...)
+			if code != 0 {
+				t.Fatalf("%s: exit %d", sc[0], code)
+			}
+			if sasl := fmt.Sprint(rep["sasl"]); sasl != "[SCRAM-SHA-256 (SASL2, Bind 2)]" {
+				t.Errorf("%s: sasl = %s, want SCRAM-SHA-256 over SASL2 with Bind 2", sc[0], sasl)
+			}
+			if sc[0] == "login" {
+				want(t, figs, "logins_ok", 10)
+			} else if figs["messages_delivered"] <= 0 || figs["lost"] != 0 {
+				t.Errorf("chat over SASL2 sessions: %v delivered, %v lost", figs["messages_delivered"], figs["lost"])
+			}
+		}
+	})
+
 	t.Run("tls", func(t *testing.T) {
 		_, figs, code := runBench(t, append([]string{"tls"}, common(s.directTLS, "--direct-tls", "--n", "30", "--concurrency", "5")...)...)
 		if code != 0 {

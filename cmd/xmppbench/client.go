@@ -37,6 +37,7 @@ type dialer struct {
 	domain    string // XMPP domain, also the TLS SNI
 	directTLS bool
 	mech      string // "auto" or a mechanism name
+	sasl2     bool   // use SASL2 (XEP-0388) and Bind 2 (XEP-0386) where offered
 	plain     bool   // PLAIN allowed when no SCRAM is offered
 	sources   []net.IP
 	next      atomic.Uint64
@@ -158,15 +159,20 @@ func (c *client) negotiate(d *dialer, password string) error {
 			return err
 		}
 	}
-	if err := c.auth(d, feat, password); err != nil {
+	after, bound, err := c.auth(d, feat, password)
+	if err != nil {
 		return err
 	}
-	c.dec.Reset(c.conn)
-	if feat, err = c.openStream(d.domain); err != nil {
-		return err
+	if after == nil { // RFC 6120: a new stream after <success/>
+		c.dec.Reset(c.conn)
+		if after, err = c.openStream(d.domain); err != nil {
+			return err
+		}
 	}
-	if err := c.bind(feat); err != nil {
-		return err
+	if !bound {
+		if err := c.bind(after); err != nil {
+			return err
+		}
 	}
 	if err := c.fetchRoster(); err != nil {
 		return err
@@ -252,72 +258,112 @@ func (d *dialer) chooseMech(offered []string) (string, error) {
 	return "", fmt.Errorf("sasl: no SCRAM mechanism offered (offers %s; use --mech PLAIN to allow PLAIN)", strings.Join(offered, " "))
 }
 
-func (c *client) auth(d *dialer, feat *stanza.Element, password string) error {
+// auth authenticates with RFC 6120's SASL, or, with --sasl2 and a server
+// that offers it, with SASL2 (XEP-0388) and an inline bind (XEP-0386) when
+// offered. For SASL2 it returns the features that follow <success/> (the
+// stream is not restarted) and whether a resource is bound already.
+func (c *client) auth(d *dialer, feat *stanza.Element, password string) (after *stanza.Element, bound bool, err error) {
+	ns, list := stanza.NSSASL, feat.Child(stanza.NSSASL, "mechanisms")
+	if a := feat.Child(stanza.NSSASL2, "authentication"); d.sasl2 && a != nil {
+		ns, list = stanza.NSSASL2, a
+	}
 	var offered []string
-	for _, m := range feat.Child(stanza.NSSASL, "mechanisms").Children() {
-		offered = append(offered, strings.TrimSpace(m.Text()))
+	for _, m := range list.Children() {
+		if m.Local == "mechanism" {
+			offered = append(offered, strings.TrimSpace(m.Text()))
+		}
 	}
 	mech, err := d.chooseMech(offered)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
-	d.mechUsed.LoadOrStore(mech, struct{}{})
 	var initial []byte
 	var sc *scramClient
 	if mech == "PLAIN" {
 		initial = []byte("\x00" + c.local + "\x00" + password)
 	} else {
 		if sc, err = newScramClient(mech, c.local, password, d.cache); err != nil {
-			return err
+			return nil, false, err
 		}
 		initial = sc.first()
 	}
-	msg := "<auth xmlns='" + stanza.NSSASL + "' mechanism='" + mech + "'>" + base64.StdEncoding.EncodeToString(initial) + "</auth>"
+	var msg string
+	if ns == stanza.NSSASL2 {
+		msg = "<authenticate xmlns='" + ns + "' mechanism='" + mech + "'><initial-response>" + base64.StdEncoding.EncodeToString(initial) + "</initial-response>"
+		if list.Child(ns, "inline").Child(stanza.NSBind2, "bind") != nil {
+			msg += "<bind xmlns='" + stanza.NSBind2 + "'><tag>xmppbench</tag></bind>"
+			d.mechUsed.LoadOrStore(mech+" (SASL2, Bind 2)", struct{}{})
+		} else {
+			d.mechUsed.LoadOrStore(mech+" (SASL2)", struct{}{})
+		}
+		msg += "</authenticate>"
+	} else {
+		d.mechUsed.LoadOrStore(mech, struct{}{})
+		msg = "<auth xmlns='" + ns + "' mechanism='" + mech + "'>" + base64.StdEncoding.EncodeToString(initial) + "</auth>"
+	}
 	if err := c.write([]byte(msg)); err != nil {
-		return errf("sasl", err)
+		return nil, false, errf("sasl", err)
 	}
 	for step := 0; ; step++ {
 		el, err := c.expect("sasl")
 		if err != nil {
-			return err
+			return nil, false, err
 		}
-		data, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(el.Text()))
+		text := el.Text()
+		if ns == stanza.NSSASL2 && el.Is(ns, "success") {
+			text = el.Child(ns, "additional-data").Text()
+		}
+		data, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(text))
 		if derr != nil {
-			return errf("sasl", derr)
+			return nil, false, errf("sasl", derr)
 		}
 		switch {
-		case el.Is(stanza.NSSASL, "failure"):
+		case el.Is(ns, "failure"):
 			cond := "unknown"
 			if ch := el.FirstChild(); ch != nil {
 				cond = ch.Local
 			}
-			return fmt.Errorf("sasl %s: failure %s", mech, cond)
-		case el.Is(stanza.NSSASL, "challenge") && sc != nil && step == 0:
+			return nil, false, fmt.Errorf("sasl %s: failure %s", mech, cond)
+		case el.Is(ns, "challenge") && sc != nil && step == 0:
 			resp, err := sc.final(data)
 			if err != nil {
-				return err
+				return nil, false, err
 			}
-			if err := c.write([]byte("<response xmlns='" + stanza.NSSASL + "'>" + base64.StdEncoding.EncodeToString(resp) + "</response>")); err != nil {
-				return errf("sasl", err)
+			if err := c.write([]byte("<response xmlns='" + ns + "'>" + base64.StdEncoding.EncodeToString(resp) + "</response>")); err != nil {
+				return nil, false, errf("sasl", err)
 			}
-		case el.Is(stanza.NSSASL, "challenge") && sc != nil && step == 1:
+		case el.Is(ns, "challenge") && sc != nil && step == 1:
 			// Server-final sent as a challenge (RFC 6120 allows it): check it, answer empty.
 			if err := sc.verify(data); err != nil {
-				return err
+				return nil, false, err
 			}
 			sc = nil
-			if err := c.write([]byte("<response xmlns='" + stanza.NSSASL + "'/>")); err != nil {
-				return errf("sasl", err)
+			if err := c.write([]byte("<response xmlns='" + ns + "'/>")); err != nil {
+				return nil, false, errf("sasl", err)
 			}
-		case el.Is(stanza.NSSASL, "success"):
+		case el.Is(ns, "success"):
 			if sc != nil {
 				if err := sc.verify(data); err != nil {
-					return err
+					return nil, false, err
 				}
 			}
-			return nil
+			if ns == stanza.NSSASL {
+				return nil, false, nil // the stream restarts
+			}
+			if el.Child(stanza.NSBind2, "bound") != nil {
+				c.full = strings.TrimSpace(el.Child(ns, "authorization-identifier").Text())
+				bound = true
+			}
+			// XEP-0388: the authenticated stream's features follow, no restart.
+			if after, err = c.expect("features after SASL2"); err != nil {
+				return nil, false, err
+			}
+			if !after.Is(stanza.NSStream, "features") {
+				return nil, false, fmt.Errorf("sasl2: got <%s/> after success, want features", after.Local)
+			}
+			return after, bound, nil
 		default:
-			return fmt.Errorf("sasl: unexpected <%s/>", el.Local)
+			return nil, false, fmt.Errorf("sasl: unexpected <%s/>", el.Local)
 		}
 	}
 }

@@ -119,6 +119,8 @@ func parseFlags(scenario string, args []string, stderr io.Writer) (config, runOp
 	fs.StringVar(&cfg.Domain, "domain", "localhost", "XMPP domain of the accounts (also the TLS server name)")
 	fs.BoolVar(&cfg.DirectTLS, "direct-tls", false, "connect with TLS directly (XEP-0368) instead of STARTTLS")
 	fs.StringVar(&cfg.Mech, "mech", "auto", "SASL mechanism: auto (SCRAM-SHA-256, else SCRAM-SHA-1), SCRAM-SHA-256, SCRAM-SHA-1 or PLAIN")
+	fs.BoolVar(&cfg.SASL2, "sasl2", false, "log in with SASL2 (XEP-0388) and bind inline (XEP-0386) where the server offers them: two round trips fewer; "+
+		"otherwise (and with servers that lack them) RFC 6120's SASL, stream restart and bind")
 	fs.StringVar(&cfg.Prefix, "prefix", "u", "account names are PREFIX<number>")
 	fs.StringVar(&cfg.Password, "password", "p", "password of every account")
 	fs.IntVar(&cfg.First, "first", 1, "number of the first account")
@@ -239,6 +241,7 @@ func runScenario(ctx context.Context, cfg config, cacheFile string) (*report, er
 		return nil, fmt.Errorf("%d connections need more file descriptors than RLIMIT_NOFILE allows (%d); raise the hard limit (ulimit -Hn)", need, limit)
 	}
 	d := newDialer(cfg.Addr, cfg.Domain, cfg.DirectTLS, cfg.Mech, cfg.Mech == "PLAIN", cfg.Sources, cfg.Timeout)
+	d.sasl2 = cfg.SASL2
 	if cacheFile != "" {
 		if err := d.cache.load(cacheFile); err != nil {
 			return nil, err

@@ -23,6 +23,7 @@ type config struct {
 	Domain      string
 	DirectTLS   bool
 	Mech        string
+	SASL2       bool // SASL2 (XEP-0388) with an inline bind (XEP-0386) where the server offers it
 	Sources     []net.IP
 	Prefix      string
 	Password    string
