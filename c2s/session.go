@@ -67,7 +67,7 @@ type Session struct {
 // parks. A client that is logging in, or chatting, sends again within
 // milliseconds: parking and waking at each of those costs more CPU (two
 // syscalls and a goroutine) than the stack it frees is worth for that long.
-const parkAfter = 250 * time.Millisecond
+const parkAfter = 50 * time.Millisecond
 
 func newSession(srv *Server, conn net.Conn) *Session {
 	s := &Session{
@@ -154,9 +154,12 @@ func (s *Session) serve(ctx context.Context, directTLS bool) {
 		s.out.LiftReadDeadline()
 		s.dec.SetLimits(s.srv.cfg.Limits)
 		s.out.EnableParking(s.resume)
-		if parked, err = s.readOrPark(); parked {
-			return
-		}
+		// The bound session reads on in a new goroutine: this one's stack
+		// grew deep in the TLS handshake, and would stay that size while the
+		// session waits (parkAfter) before it parks.
+		parked = true
+		go s.resume()
+		return
 	}
 	s.endWith(err)
 }
@@ -180,6 +183,7 @@ func (s *Session) readOrPark() (parked bool, err error) {
 		if !errors.Is(err, stream.ErrIdle) {
 			return false, err
 		}
+		s.dec.Compact() // idle for parkAfter already: likely for much longer
 		if s.out.Park() {
 			return true, nil
 		}

@@ -97,6 +97,15 @@ func (d *Decoder) Reset(r io.Reader) {
 	d.streamQ = ""
 }
 
+// Compact gives back the spare room of the namespace bindings, which grows
+// with the deepest element read so far. A stream that will be idle for a
+// while calls it; the bindings of the stream header stay.
+func (d *Decoder) Compact() {
+	if cap(d.bind) > len(d.bind) {
+		d.bind = append([]binding(nil), d.bind...)
+	}
+}
+
 // SetLimits changes the limits, for example when a stream authenticates.
 func (d *Decoder) SetLimits(l Limits) { d.lim = l }
 

@@ -73,15 +73,15 @@ type Conn[T any] struct {
 	closing    bool
 	closeErr   *stanza.StreamError
 	room       chan struct{} // closed by the writer when it empties the queue; see DeliverWait
-	writerDone chan struct{} // closed once the final frame is written (or failed)
-	doneOnce   sync.Once
+	writerDone chan struct{} // made only when Close must wait; closed when wdone is set
+	wdone      bool          // the final frame is written (or failed)
 
 	park parker // see park.go
 }
 
 // New returns the sending half of a stream over c.
 func New[T any](c net.Conn, cfg Config[T]) *Conn[T] {
-	cn := &Conn[T]{cfg: cfg, conn: c, writerDone: make(chan struct{})}
+	cn := &Conn[T]{cfg: cfg, conn: c}
 	cn.park.fd = -1
 	return cn
 }
@@ -243,9 +243,19 @@ func (c *Conn[T]) Unwritten() []T {
 // reading goroutine, the one that calls SetConn, may call it.
 func (c *Conn[T]) Close() {
 	c.CloseWithError(nil)
-	select {
-	case <-c.writerDone:
-	case <-time.After(c.cfg.WriteTimeout):
+	c.qmu.Lock()
+	if !c.wdone {
+		if c.writerDone == nil {
+			c.writerDone = make(chan struct{})
+		}
+		done := c.writerDone
+		c.qmu.Unlock()
+		select {
+		case <-done:
+		case <-time.After(c.cfg.WriteTimeout):
+		}
+	} else {
+		c.qmu.Unlock()
 	}
 	c.park.release()
 	// Not under the write lock: it breaks a Write still stuck there.
@@ -411,7 +421,16 @@ func (c *Conn[T]) onClose() {
 	c.park.wake()
 }
 
-func (c *Conn[T]) markWriterDone() { c.doneOnce.Do(func() { close(c.writerDone) }) }
+func (c *Conn[T]) markWriterDone() {
+	c.qmu.Lock()
+	if !c.wdone {
+		c.wdone = true
+		if c.writerDone != nil {
+			close(c.writerDone)
+		}
+	}
+	c.qmu.Unlock()
+}
 
 // closeGrace is how long the reader waits for the peer's </stream:stream>
 // after our final frame.

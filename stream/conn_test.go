@@ -110,10 +110,16 @@ func waitIdle(t *testing.T, c *Conn[*stanza.Element]) {
 
 func waitDone(t *testing.T, c *Conn[*stanza.Element]) {
 	t.Helper()
-	select {
-	case <-c.writerDone:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the final frame was not written")
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		c.qmu.Lock()
+		done := c.wdone
+		c.qmu.Unlock()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the final frame was not written")
+		}
 	}
 }
 
