@@ -412,6 +412,13 @@ run_server() {
 	bench "$s" idle idle --prefix u --users $ACCOUNTS --n $IDLE --hold $IDLE_HOLD --concurrency $CONCURRENCY
 	log "$s: login storm, $LOGINS logins, $CONCURRENCY in flight"
 	bench "$s" login login --prefix u --users $ACCOUNTS --n $LOGINS --concurrency $CONCURRENCY
+	# Logins against this server's own raw TLS handshake rate, back to back, all over Direct TLS
+	# (no plaintext round trip): the TLS handshakes alone, then RFC 6120 logins, then SASL2 +
+	# Bind 2 logins where the server offers them (the others fall back to RFC 6120).
+	log "$s: TLS handshakes and logins over Direct TLS ($TLS_PORT), $LOGINS each"
+	bench "$s" tls tls --addr "${IP[$s]}:$TLS_PORT" --direct-tls --n $LOGINS --concurrency $CONCURRENCY
+	bench "$s" login-dtls login --addr "${IP[$s]}:$TLS_PORT" --direct-tls --prefix u --users $ACCOUNTS --n $LOGINS --concurrency $CONCURRENCY
+	bench "$s" login-sasl2 login --addr "${IP[$s]}:$TLS_PORT" --direct-tls --sasl2 --prefix u --users $ACCOUNTS --n $LOGINS --concurrency $CONCURRENCY
 	log "$s: chat, $PAIRS pairs for $CHAT_SECS, as fast as possible"
 	bench "$s" chat-max chat --prefix u --pairs $PAIRS --duration $CHAT_SECS --concurrency $CONCURRENCY
 	local peak

@@ -46,9 +46,18 @@ def tool_cores(r):
     return r.get("tool", {}).get("cores_used")
 
 
+def per_tls(login, tls):
+    l, t = fig(login, "logins_per_s"), fig(tls, "handshakes_per_s")
+    return l / t if l is not None and t else None
+
+
+SCENARIOS = ("idle", "login", "tls", "login-dtls", "login-sasl2", "chat-max", "chat-half", "chat-own", "presence")
+
+
 # Rows: (label, scenario, getter, direction, target)
+#   scenario: a run's name, or a tuple of names whose runs the getter takes in that order.
 #   direction +1: higher is better; -1: lower is better; 0: information, no ratio.
-#   target: None, ("ratio>=", x) on xmppd/best-peer, ("ratio<=", x), or ("abs<=", x) on xmppd's value.
+#   target: None, ("ratio>=", x) on xmppd/best-peer, ("ratio<=", x), or ("abs<=", x), ("abs>=", x) on xmppd's value.
 def rows(meta):
     idle = meta.get("idle", "N")
     return [
@@ -62,6 +71,13 @@ def rows(meta):
         ("login time p99, ms", "login", lambda r: fig(r, "login_p99_ms"), -1, None),
         ("server CPU, cores", "login", server_cores, 0, None),
         ("tool CPU, cores", "login", tool_cores, 0, None),
+        ("Logins against the raw TLS handshake rate (Direct TLS, same server, back to back)", None, None, None, None),
+        ("TLS handshakes/s (connect, handshake, close)", "tls", lambda r: fig(r, "handshakes_per_s"), +1, None),
+        ("logins/s, RFC 6120 (SASL, restart, bind)", "login-dtls", lambda r: fig(r, "logins_per_s"), +1, None),
+        ("  ÷ TLS handshakes/s", ("login-dtls", "tls"), per_tls, +1, ("abs>=", 0.7)),
+        ("logins/s, SASL2 + Bind 2 where offered", "login-sasl2", lambda r: fig(r, "logins_per_s"), +1, None),
+        ("  ÷ TLS handshakes/s", ("login-sasl2", "tls"), per_tls, +1, ("abs>=", 0.7)),
+        ("SASL used", "login-sasl2", None, 0, None),
         ("1:1 chat, as fast as possible (window 100 per sender)", None, None, None, None),
         ("delivered messages/s", "chat-max", lambda r: fig(r, "messages_per_s"), +1, ("ratio>=", 2)),
         ("latency p50, ms", "chat-max", lambda r: fig(r, "latency_p50_ms"), -1, None),
@@ -116,7 +132,7 @@ def build(res):
     servers = [s for s in ORDER if s in meta.get("servers", " ".join(ORDER)).split()]
     runs = {}
     for s in servers:
-        for name in ("idle", "login", "chat-max", "chat-half", "chat-own", "presence"):
+        for name in SCENARIOS:
             runs[(s, name)] = load(os.path.join(res, f"{s}-{name}.json"))
     # xmppd's "own half" run is its chat-half run.
     runs[("xmppd", "chat-own")] = runs.get(("xmppd", "chat-half"))
@@ -129,8 +145,10 @@ def build(res):
             continue
         vals = {}
         for s in servers:
-            if sc == "*":
-                rs = [runs.get((s, n)) for n in ("idle", "login", "chat-max", "chat-half", "chat-own", "presence")]
+            if isinstance(sc, tuple):
+                vals[s] = get(*[runs.get((s, n)) for n in sc])
+            elif sc == "*":
+                rs = [runs.get((s, n)) for n in SCENARIOS]
                 rs = [r for r in rs if r is not None]
                 vals[s] = sum(r.get("anomalies", 0) + sum((r.get("errors") or {}).values()) for r in rs) if rs else None
             elif get is None:  # SASL
@@ -154,6 +172,8 @@ def build(res):
             kind, t = target
             if kind == "abs<=":
                 verdict = ("met" if x <= t else "NOT met") + f" (≤ {t})"
+            elif kind == "abs>=":
+                verdict = ("met" if x >= t else "NOT met") + f" (≥ {t})"
             elif ratio is not None:
                 ok = ratio >= t if kind == "ratio>=" else ratio <= t
                 verdict = ("met" if ok else "NOT met") + (f" (≥ {t}×)" if kind == "ratio>=" else f" (≤ {t}×)")
@@ -214,6 +234,7 @@ def brief(path, name, rc, secs):
         "idle": [("sessions_ok", "sessions", "{:.0f}"), ("server_rss_per_session", "RSS/session KiB", "{:.1f}", 1 / KIB),
                  ("logins_per_s", "logins/s", "{:.0f}")],
         "login": [("logins_per_s", "logins/s", "{:.0f}"), ("login_p50_ms", "p50 ms", "{:.1f}"), ("login_p99_ms", "p99 ms", "{:.1f}")],
+        "tls": [("handshakes_per_s", "handshakes/s", "{:.0f}"), ("handshake_p50_ms", "p50 ms", "{:.1f}")],
         "presence": [("presence_per_s", "presence/s", "{:.0f}"), ("presence_distinct", "distinct", "{:.0f}"),
                      ("full_presence_p99_ms", "all-contacts p99 ms", "{:.0f}"), ("setup_s", "setup s", "{:.1f}")],
     }.get(r.get("scenario"), [("send_rate", "offered/s", "{:.0f}"), ("messages_per_s", "delivered/s", "{:.0f}"),
