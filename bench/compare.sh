@@ -258,6 +258,9 @@ log = { warn = base.."/prosody.log" }
 interfaces = { "$ip" }
 c2s_ports = { $C2S_PORT }
 c2s_direct_tls_ports = { $TLS_PORT }
+-- Direct TLS has no SNI-less fallback to the VirtualHost's certificate in 0.12: name it (else
+-- every handshake fails with "handshake failure").
+c2s_direct_tls_ssl = { key = "$KEY"; certificate = "$CERT" }
 s2s_ports = {}
 http_ports = {}
 https_ports = {}
