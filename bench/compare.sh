@@ -139,7 +139,13 @@ RES=$WORK/results
 nr_open=$(cat /proc/sys/fs/nr_open 2>/dev/null || echo 1048576)
 want_fds=$((IDLE * 2 + 10000))
 [ "$want_fds" -le "$nr_open" ] || want_fds=$nr_open
-if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$want_fds" ]; then ulimit -Hn "$want_fds"; fi
+if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$want_fds" ]; then
+	# Raising the hard limit needs CAP_SYS_RESOURCE; each process (the server, the tool) holds
+	# one descriptor per session, so the current limit may still do.
+	ulimit -Hn "$want_fds" 2>/dev/null ||
+		[ "$(ulimit -Hn)" -ge $((IDLE + 1000)) ] ||
+		die "$IDLE idle sessions need about $((IDLE + 1000)) file descriptors per process; the hard limit is $(ulimit -Hn) and cannot be raised here (no CAP_SYS_RESOURCE?): use a smaller BENCH_IDLE"
+fi
 ulimit -n "$(ulimit -Hn)"
 
 log "building xmppd and xmppbench ($(go version | cut -d' ' -f3), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
