@@ -371,7 +371,7 @@ func (c *Conn[T]) ReadIdle(p []byte) (int, error) {
 // here, or the stream is closing).
 func (c *Conn[T]) Park() bool {
 	p := &c.park
-	p.state.Store(parked)
+	p.park()
 	if !p.arm() {
 		if !p.unpark() {
 			return true // a closer woke it meanwhile and resumes it

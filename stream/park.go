@@ -40,9 +40,28 @@ type parker struct {
 	armed  bool            // the socket is in the poller's set (owner only)
 }
 
+// parkedStreams counts the streams parked now, for ParkedStreams.
+var parkedStreams atomic.Int64
+
+// ParkedStreams reports how many streams are parked now: idle, with no
+// goroutine of their own.
+func ParkedStreams() int64 { return parkedStreams.Load() }
+
+// park marks the stream parked; the caller arms it next.
+func (p *parker) park() {
+	p.state.Store(parked)
+	parkedStreams.Add(1)
+}
+
 // unpark claims a parked stream for whoever calls it (the poller or a
 // closer): true means the caller must resume it.
-func (p *parker) unpark() bool { return p.state.CompareAndSwap(parked, running) }
+func (p *parker) unpark() bool {
+	if p.state.CompareAndSwap(parked, running) {
+		parkedStreams.Add(-1)
+		return true
+	}
+	return false
+}
 
 // wake resumes a parked stream on a new goroutine, if it is parked.
 func (p *parker) wake() {
