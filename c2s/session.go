@@ -407,6 +407,9 @@ func (s *Session) negotiationElement(ctx context.Context, el *stanza.Element) (r
 		if !s.secure && s.srv.cfg.RequireTLS {
 			return false, s.saslFailure(el.Space, &auth.Failure{Condition: "encryption-required", Text: "use STARTTLS first"}, false, "")
 		}
+		if el.Get("upgrade") != "" { // XEP-0388 §2.3: only upgrades we announced, and we announce none
+			return false, s.saslFailure(el.Space, &auth.Failure{Condition: "invalid-mechanism", Text: "no upgrade tasks are offered"}, false, "")
+		}
 		return s.authenticate(ctx, el)
 	case el.Local == "iq" && el.Space == stanza.NSClient && s.authenticated:
 		return false, s.bindIQ(ctx, el)
