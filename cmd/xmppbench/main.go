@@ -154,6 +154,8 @@ func parseFlags(scenario string, args []string, stderr io.Writer) (config, runOp
 	case "presence":
 		fs.IntVar(&cfg.N, "n", 200, "users")
 		fs.IntVar(&cfg.Contacts, "contacts", 10, "roster contacts of each user (even: ring neighbours on both sides)")
+		fs.DurationVar(&cfg.Setup, "setup", 2*time.Minute, "how long the subscriptions may take to set up before the storm "+
+			"(a server that rewrites a roster file per change needs a while)")
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, o, err

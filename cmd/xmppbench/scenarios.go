@@ -39,6 +39,7 @@ type config struct {
 	Window      int     // chat: unacknowledged messages per sender, 0 = unbounded
 	Contacts    int     // presence: roster contacts per user
 	Drain       time.Duration
+	Setup       time.Duration // presence: how long the subscriptions may take to set up
 	Settle      time.Duration // idle: pause after connecting, before reading the server's RSS
 	Progress    io.Writer     // nil: no progress line
 }
@@ -744,7 +745,7 @@ func (b *bench) runPresence(ctx context.Context) {
 	// users still incomplete, ask those users' rosters once: the stored
 	// roster is authoritative (pushes delivered out of order would leave a
 	// stale state here, which is counted and reported).
-	deadline := time.Now().Add(b.cfg.Drain + time.Duration(users*r)*time.Millisecond)
+	deadline := time.Now().Add(b.cfg.Setup)
 	last, lastChange, asked2 := pr.pushes.Load(), time.Now(), false
 	for pr.complete.Load() < int64(users) && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
