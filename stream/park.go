@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Parking an idle stream (issue 5: memory per idle session).
@@ -38,6 +39,32 @@ type parker struct {
 	fd     int             // its descriptor, the poller's key
 	off    bool            // arming failed once: read as if parking were not possible
 	armed  bool            // the socket is in the poller's set (owner only)
+
+	// How long the reader waits before it parks (owner only): see wait.
+	linger   time.Duration
+	parkedAt int64 // UnixNano of the last park; 0 once the wake is accounted for
+}
+
+// wait returns how long the reader waits for input before it parks, now
+// (UnixNano). A stream that parks and is woken again within max of parking
+// does not gain by parking: each such wake doubles the wait, up to max, so a
+// chat that goes back and forth every few hundred milliseconds keeps its
+// goroutine (parking and waking cost a few system calls each time). After a
+// longer quiet spell the wait starts over at base, so the sessions that stay
+// idle park soon after each burst of activity.
+func (p *parker) wait(base, max time.Duration, now int64) time.Duration {
+	if p.parkedAt != 0 {
+		if max > base && time.Duration(now-p.parkedAt) < max {
+			p.linger = min(2*p.linger, max)
+		} else {
+			p.linger = base
+		}
+		p.parkedAt = 0
+	}
+	if p.linger < base {
+		p.linger = base
+	}
+	return p.linger
 }
 
 // parkedStreams counts the streams parked now, for ParkedStreams.

@@ -219,3 +219,31 @@ func testCert(t *testing.T) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+func TestParkWait(t *testing.T) {
+	const base, max = 50 * time.Millisecond, 2 * time.Second
+	var p parker
+	sec := func(s float64) int64 { return int64(s * float64(time.Second)) }
+	for i, step := range []struct {
+		parked, woken int64 // 0, 0: no park since the last wait
+		want          time.Duration
+	}{
+		{0, sec(1), base}, // never parked
+		{sec(1), sec(1.075), 2 * base},
+		{sec(2), sec(2.010), 4 * base},
+		{0, sec(2.5), 4 * base}, // busy in between: the wait stays
+		{sec(3), sec(3.1), 8 * base},
+		{sec(4), sec(4.1), 16 * base},
+		{sec(5), sec(5.1), 32 * base},
+		{sec(6), sec(6.1), max}, // 64 × 50 ms is over the bound
+		{sec(10), sec(13), base}, // parked longer than max: start over
+		{sec(20), sec(21.9), 2 * base},
+	} {
+		if step.parked != 0 {
+			p.parkedAt = step.parked
+		}
+		if got := p.wait(base, max, step.woken); got != step.want {
+			t.Errorf("step %d: wait %v, want %v", i, got, step.want)
+		}
+	}
+}
