@@ -235,7 +235,7 @@ func TestParkWait(t *testing.T) {
 		{sec(3), sec(3.1), 8 * base},
 		{sec(4), sec(4.1), 16 * base},
 		{sec(5), sec(5.1), 32 * base},
-		{sec(6), sec(6.1), max}, // 64 × 50 ms is over the bound
+		{sec(6), sec(6.1), max},  // 64 × 50 ms is over the bound
 		{sec(10), sec(13), base}, // parked longer than max: start over
 		{sec(20), sec(21.9), 2 * base},
 	} {
