@@ -96,8 +96,7 @@ type Module struct {
 	kv       *storage.KeyValue
 	presence PresenceSource
 
-	mu         sync.Mutex
-	interested xeps.FullJIDs // the resources that did a roster get
+	interest xeps.Interest // the resources that did a roster get (xeps.Host.SetInterested)
 
 	// writers serialises, per user, a roster change with its push: two
 	// sessions changing the same roster at once (a user's own approval and
@@ -117,7 +116,7 @@ var _ xeps.Module = (*Module)(nil)
 var _ xeps.RosterReader = (*Module)(nil)
 
 // New returns the roster module.
-func New() *Module { return &Module{interested: xeps.FullJIDs{}} }
+func New() *Module { return &Module{} }
 
 // Name implements xeps.Module.
 func (*Module) Name() string { return "roster" }
@@ -130,7 +129,7 @@ func (m *Module) Register(h *xeps.Host) error {
 	h.HandleIQ("set", NS, "query", xeps.ToAccount, m.handleSet)
 	h.StreamFeature(stanza.New(NSVer, "ver"))
 	h.StreamFeature(stanza.New(NSPreApproval, "sub"))
-	h.OnSessionClosed(func(_ context.Context, s xeps.Session) { m.forget(s.Address()) })
+	m.interest = h.NewInterest() // the host forgets it with the session
 	h.ProvideRoster(m)
 	return nil
 }
@@ -484,7 +483,7 @@ func (m *Module) handleGet(ctx context.Context, iq *stanza.IQ) (*stanza.Element,
 		return nil, err
 	}
 	if iq.From.Resourcepart() != "" {
-		m.remember(iq.From)
+		m.h.SetInterested(iq.From, m.interest)
 	}
 	items, ver, err := m.items(ctx, user)
 	if err != nil {
@@ -630,27 +629,9 @@ func (m *Module) remove(ctx context.Context, user, contact stanza.JID) error {
 
 // ---- interested resources and pushes ----
 
-func (m *Module) remember(full stanza.JID) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.interested.Add(full)
-}
-
-func (m *Module) forget(full stanza.JID) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.interested.Remove(full)
-}
-
 // Interested lists the full JIDs of user's interested resources (those
 // that asked for the roster in this session), sorted.
-func (m *Module) Interested(user stanza.JID) []string {
-	m.mu.Lock()
-	out := slices.Clone(m.interested[user.Bare().String()])
-	m.mu.Unlock()
-	slices.Sort(out)
-	return out
-}
+func (m *Module) Interested(user stanza.JID) []string { return m.h.Interested(user, m.interest) }
 
 // push sends a roster push with item and version ver to every interested
 // resource of user (RFC 6121 §2.1.6), each with its own fresh id.

@@ -142,15 +142,20 @@ func (h *Host) Undeliverable(ctx context.Context, el *stanza.Element, to stanza.
 	return false
 }
 
-// ResourceAvailable runs the OnAvailable hooks (the presence module calls it).
+// ResourceAvailable records full as announced (Announced) and runs the
+// OnAvailable hooks (the presence module calls it).
 func (h *Host) ResourceAvailable(ctx context.Context, full stanza.JID) {
+	h.announce(full)
 	for _, fn := range h.hooks.available {
 		fn(ctx, full, false)
 	}
 }
 
-// ResourceUnavailable runs the OnUnavailable hooks (the presence module calls it).
+// ResourceUnavailable records full as no longer announced (with last, none
+// of the user's resources is) and runs the OnUnavailable hooks (the
+// presence module calls it).
 func (h *Host) ResourceUnavailable(ctx context.Context, full stanza.JID, last bool) {
+	h.unannounce(full, last)
 	for _, fn := range h.hooks.unavailable {
 		fn(ctx, full, last)
 	}

@@ -87,6 +87,7 @@ type Host struct {
 	hooks           hooks
 
 	pending pendingIQs // server-originated IQ requests waiting for an answer
+	online  online     // local users' announced resources and their interests (online.go)
 
 	send    func(context.Context, *stanza.Element)      // set once by SetSender before serving
 	deliver func(context.Context, *stanza.Element) bool // set once by SetDeliverer before serving
@@ -98,7 +99,9 @@ func NewHost(cfg Config) *Host {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Host{cfg: cfg, iq: map[iqKey]IQHandlerFunc{}}
+	h := &Host{cfg: cfg, iq: map[iqKey]IQHandlerFunc{}}
+	h.online.init()
+	return h
 }
 
 // Register registers modules in order. The order is the order of the slice in
@@ -234,11 +237,13 @@ func (h *Host) SessionBound(ctx context.Context, s Session) {
 	}
 }
 
-// SessionClosed runs the OnSessionClosed hooks.
+// SessionClosed runs the OnSessionClosed hooks, then forgets what was
+// recorded about the session's resource (SetInterested).
 func (h *Host) SessionClosed(ctx context.Context, s Session) {
 	for _, fn := range h.onClosed {
 		fn(ctx, s)
 	}
+	h.sessionGone(s.Address())
 }
 
 // ---- server-originated IQ requests ----

@@ -35,7 +35,7 @@
 //
 // When a block is added for a JID whose bare JID has a subscription of
 // "from" or "both" in the user's roster (xeps.Host.Roster), every available
-// resource of the user (tracked with OnAvailable/OnUnavailable) sends that
+// resource of the user (xeps.Host.Announced) sends that
 // JID unavailable presence (§3.3), once, when the item is new. Unblocking
 // such a JID sends the user's current presence back (§3.4), through the
 // presence module (xeps.Host.Presence).
@@ -104,9 +104,7 @@ type service struct {
 
 	wmu sync.Mutex // serializes blocklist changes: commit, then cache update
 
-	mu         sync.Mutex
-	interested xeps.FullJIDs // the resources that requested the blocklist
-	available  xeps.FullJIDs // the available resources
+	interest xeps.Interest // the resources that requested the blocklist (xeps.Host.SetInterested)
 
 	pushID atomic.Uint64
 }
@@ -121,12 +119,11 @@ func (m Module) Register(h *xeps.Host) error {
 		maxItems = DefaultMaxItems
 	}
 	s := &service{
-		h:          h,
-		kv:         h.KeyValue("blocklist"),
-		cache:      newLRU(size),
-		maxItems:   maxItems,
-		interested: xeps.FullJIDs{},
-		available:  xeps.FullJIDs{},
+		h:        h,
+		kv:       h.KeyValue("blocklist"),
+		cache:    newLRU(size),
+		maxItems: maxItems,
+		interest: h.NewInterest(),
 	}
 	// XEP-0191 §3.1: the server advertises the feature.
 	h.AdvertiseFeature(NS)
@@ -134,21 +131,6 @@ func (m Module) Register(h *xeps.Host) error {
 	h.HandleIQ("set", NS, "block", xeps.ToAccount, s.block)
 	h.HandleIQ("set", NS, "unblock", xeps.ToAccount, s.unblock)
 	h.OnFilter(s.filter)
-	h.OnSessionClosed(func(_ context.Context, sess xeps.Session) {
-		s.mu.Lock()
-		s.interested.Remove(sess.Address())
-		s.mu.Unlock()
-	})
-	h.OnAvailable(func(_ context.Context, full stanza.JID, _ bool) {
-		s.mu.Lock()
-		s.available.Add(full)
-		s.mu.Unlock()
-	})
-	h.OnUnavailable(func(_ context.Context, full stanza.JID, _ bool) {
-		s.mu.Lock()
-		s.available.Remove(full)
-		s.mu.Unlock()
-	})
 	return nil
 }
 
@@ -173,9 +155,7 @@ func (s *service) getBlocklist(ctx context.Context, iq *stanza.IQ) (*stanza.Elem
 	}
 	// The requesting resource is now interested in pushes (§3.2, §3.3).
 	if iq.From.Resourcepart() != "" {
-		s.mu.Lock()
-		s.interested.Add(iq.From)
-		s.mu.Unlock()
+		s.h.SetInterested(iq.From, s.interest)
 	}
 	out := stanza.New(NS, "blocklist")
 	for _, j := range bl.sorted {
@@ -233,7 +213,7 @@ func (s *service) block(ctx context.Context, iq *stanza.IQ) (*stanza.Element, er
 		return nil, err
 	}
 	s.sendUnavailable(ctx, user, added)
-	s.push(ctx, user.String(), "block", add)
+	s.push(ctx, user, "block", add)
 	return nil, nil
 }
 
@@ -256,7 +236,7 @@ func (s *service) unblock(ctx context.Context, iq *stanza.IQ) (*stanza.Element, 
 	if err != nil {
 		return nil, err
 	}
-	s.push(ctx, user.String(), "unblock", remove)
+	s.push(ctx, user, "unblock", remove)
 	s.sendCurrent(ctx, user, unblocked)
 	return nil, nil
 }
@@ -311,9 +291,7 @@ func (s *service) change(ctx context.Context, user string, fn func(cur []string)
 // sends them unavailable presence. Domain items are skipped: the roster can
 // only be asked about one contact at a time.
 func (s *service) sendUnavailable(ctx context.Context, user stanza.JID, added []string) {
-	s.mu.Lock()
-	from := s.available.Sorted(user.String())
-	s.mu.Unlock()
+	from := s.h.Announced(user)
 	if len(from) == 0 {
 		return
 	}
@@ -338,11 +316,8 @@ func (s *service) sendUnavailable(ctx context.Context, user stanza.JID, added []
 }
 
 // push sends a block or unblock push to the user's interested resources.
-func (s *service) push(ctx context.Context, user, action string, jids []string) {
-	s.mu.Lock()
-	to := s.interested.Sorted(user)
-	s.mu.Unlock()
-	for _, full := range to {
+func (s *service) push(ctx context.Context, user stanza.JID, action string, jids []string) {
+	for _, full := range s.h.Interested(user, s.interest) {
 		cmd := stanza.New(NS, action)
 		for _, j := range jids {
 			cmd.Append(stanza.New(NS, "item").Set("jid", j))

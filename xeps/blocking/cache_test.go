@@ -56,8 +56,7 @@ func TestFilterReadsStorageOncePerUser(t *testing.T) {
 	defer db.Close()
 	h := xeps.NewHost(xeps.Config{Domains: []string{"localhost"}, DB: db})
 	cs := &countingStore{store: h.KeyValue("blocklist")}
-	s := &service{h: h, kv: cs, cache: newLRU(64), maxItems: 10,
-		interested: xeps.FullJIDs{}, available: xeps.FullJIDs{}}
+	s := &service{h: h, kv: cs, cache: newLRU(64), maxItems: 10, interest: h.NewInterest()}
 	from, _ := stanza.ParseJID("bob@localhost/x")
 	to, _ := stanza.ParseJID("alice@localhost/a")
 	msg := stanza.New(stanza.NSClient, "message")

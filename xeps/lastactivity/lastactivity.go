@@ -15,8 +15,9 @@
 //     as Prosody and ejabberd answer.
 //   - To a full JID (§4) the router delivers the query to the client.
 //
-// Availability comes from the OnAvailable/OnUnavailable hooks, which the
-// presence module fires. The time of the last unavailable is kept in
+// Availability comes from xeps.Host.Announced, which the presence module
+// keeps through ResourceAvailable/ResourceUnavailable; the OnUnavailable hook
+// says when to record the time. The time of the last unavailable is kept in
 // KeyValue "lastactivity", key = bare JID (removed with the account), value
 // = JSON {"t": unix seconds, "status": text}, so it survives restarts. A
 // user still online when the server stops gets the time of the shutdown if
@@ -32,7 +33,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/xmppd/xmppd/stanza"
@@ -73,9 +73,6 @@ type service struct {
 	kv    store
 	now   func() time.Time
 	start time.Time
-
-	mu        sync.Mutex
-	available xeps.FullJIDs // the available resources
 }
 
 // Register implements xeps.Module.
@@ -84,12 +81,11 @@ func (m Module) Register(h *xeps.Host) error {
 	if now == nil {
 		now = time.Now
 	}
-	s := &service{h: h, kv: h.KeyValue("lastactivity"), now: now, start: now(), available: xeps.FullJIDs{}}
+	s := &service{h: h, kv: h.KeyValue("lastactivity"), now: now, start: now()}
 	h.AdvertiseFeature(NS)
 	h.AdvertiseAccountFeature(NS)
 	h.HandleIQ("get", NS, "query", xeps.ToServer, s.uptime)
 	h.HandleIQ("get", NS, "query", xeps.ToAccount, s.last)
-	h.OnAvailable(s.onAvailable)
 	h.OnUnavailable(s.onUnavailable)
 	return nil
 }
@@ -117,10 +113,7 @@ func (s *service) last(ctx context.Context, iq *stanza.IQ) (*stanza.Element, err
 			return nil, stanza.NewError("forbidden")
 		}
 	}
-	s.mu.Lock()
-	online := len(s.available[user.String()]) > 0
-	s.mu.Unlock()
-	if online {
+	if online := len(s.h.Announced(user)) > 0; online {
 		return stanza.New(NS, "query").Set("seconds", "0"), nil
 	}
 	b, err := s.kv.Get(ctx, []byte(user.String()))
@@ -137,12 +130,6 @@ func (s *service) last(ctx context.Context, iq *stanza.IQ) (*stanza.Element, err
 	return stanza.New(NS, "query").Set("seconds", seconds(s.now().Sub(time.Unix(r.T, 0)))).AppendText(r.Status), nil
 }
 
-func (s *service) onAvailable(_ context.Context, full stanza.JID, _ bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.available.Add(full)
-}
-
 func (s *service) onUnavailable(ctx context.Context, full stanza.JID, last bool) {
 	s.wentUnavailable(ctx, full, last, "")
 }
@@ -150,19 +137,12 @@ func (s *service) onUnavailable(ctx context.Context, full stanza.JID, last bool)
 // wentUnavailable records that full went unavailable with status text; when
 // it was the user's last available resource, the time and text are stored.
 func (s *service) wentUnavailable(ctx context.Context, full stanza.JID, last bool, status string) {
-	bare := full.Bare().String()
-	s.mu.Lock()
-	s.available.Remove(full)
-	if last {
-		// The presence module's word is final: a hook missed earlier
-		// must not keep the user online forever.
-		delete(s.available, bare)
-	}
-	gone := len(s.available[bare]) == 0
-	s.mu.Unlock()
-	if !gone {
+	// The host has already taken full out of Announced (and, with last, all
+	// of the user's resources).
+	if len(s.h.Announced(full)) > 0 {
 		return
 	}
+	bare := full.Bare().String()
 	b, _ := json.Marshal(record{T: s.now().Unix(), Status: status})
 	if err := s.kv.PutBatched(ctx, []byte(bare), b); err != nil {
 		s.h.Logger().Error("cannot store last activity", "user", bare, "err", err)
