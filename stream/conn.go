@@ -83,9 +83,7 @@ type Conn[T any] struct {
 
 // New returns the sending half of a stream over c.
 func New[T any](c net.Conn, cfg Config[T]) *Conn[T] {
-	cn := &Conn[T]{cfg: cfg, conn: c}
-	cn.park.fd = -1
-	return cn
+	return &Conn[T]{cfg: cfg, conn: c}
 }
 
 // Enqueue queues it for the peer without blocking and starts the writer if
@@ -381,11 +379,13 @@ func (c *Conn[T]) Park() bool {
 			return true // a closer woke it meanwhile and resumes it
 		}
 		p.off = true // read as before from now on
+		p.parkedAt = 0
 		return false
 	}
 	// A closer that set closing before we stored parked found nothing to
 	// wake; one that came after wakes us itself.
 	if c.Closing() && p.unpark() {
+		p.parkedAt = 0 // not parked after all: no wake to count in wait
 		return false
 	}
 	return true
