@@ -173,6 +173,16 @@ func TestParkedStreamWakes(t *testing.T) {
 		tc.NetConn().Close()
 		r.expect(t, "end: ")
 	})
+	t.Run("a stanza split across the wait", func(t *testing.T) {
+		// ReadIdle's deadline outlives the read that brought the start of
+		// the stanza; the read for the rest must not time out on it.
+		tc, r := parkPair(t, 50*time.Millisecond)
+		io.WriteString(tc, "<h>")
+		time.Sleep(200 * time.Millisecond)
+		io.WriteString(tc, "</h><i/>")
+		r.expect(t, "h")
+		r.expect(t, "i")
+	})
 	t.Run("on the peer's close", func(t *testing.T) {
 		tc, r := parkPair(t, 0)
 		r.waitParked(t, 1)
