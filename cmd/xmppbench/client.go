@@ -84,7 +84,8 @@ type client struct {
 	handle   handler
 	wmu      sync.Mutex
 	wbuf     []byte
-	both     []string // roster items with subscription='both' (bare JIDs) at login
+	wuntil   time.Time // the write deadline sendWith set last
+	both     []string  // roster items with subscription='both' (bare JIDs) at login
 	closing  atomic.Bool
 	dropped  atomic.Bool // the stream ended without us asking
 	dropErr  error
@@ -174,25 +175,37 @@ func (c *client) negotiate(d *dialer, password string) error {
 			return err
 		}
 	}
-	if err := c.fetchRoster(); err != nil {
-		return err
+	// The roster request, initial presence and a ping go out in one write,
+	// as clients such as Conversations send what follows a bind without
+	// waiting for each answer. The server handles one session's stanzas in
+	// order: the roster result comes first, and the ping's answer means the
+	// presence took effect (before that, a message to our bare JID may go to
+	// offline storage because no resource is available yet).
+	msg := "<iq type='get' id='r1'><query xmlns='" + nsRoster + "'/></iq><presence/><iq type='get' id='p1' to='" + escapeAttr(d.domain) + "'><ping xmlns='urn:xmpp:ping'/></iq>"
+	if err := c.write([]byte(msg)); err != nil {
+		return errf("roster and presence", err)
 	}
-	// Initial presence, then a ping to the server: a server handles one
-	// session's stanzas in order, so its answer means the presence took
-	// effect (before that, a message to our bare JID may go to offline
-	// storage because no resource is available yet).
-	if err := c.write([]byte("<presence/><iq type='get' id='p1' to='" + escapeAttr(d.domain) + "'><ping xmlns='urn:xmpp:ping'/></iq>")); err != nil {
-		return errf("presence", err)
-	}
+	roster := false
 	for {
-		el, err := c.expect("presence")
+		el, err := c.expect("roster and presence")
 		if err != nil {
 			return err
 		}
-		if el.Local == "iq" && el.Get("id") == "p1" {
+		switch {
+		case el.Local == "iq" && el.Get("id") == "r1":
+			if el.Get("type") != "result" {
+				return fmt.Errorf("roster: iq type=%s %s", el.Get("type"), stanzaErrCond(el))
+			}
+			c.readRoster(el)
+			roster = true
+		case el.Local == "iq" && el.Get("id") == "p1":
+			if !roster {
+				return errors.New("roster: no result before the ping's")
+			}
 			return nil // a result, or an error from a server without ping: either way, it got there
+		default:
+			c.dispatch(el)
 		}
-		c.dispatch(el)
 	}
 }
 
@@ -402,21 +415,14 @@ func (c *client) bind(feat *stanza.Element) error {
 	return nil
 }
 
-func (c *client) fetchRoster() error {
-	if err := c.write([]byte("<iq type='get' id='r1'><query xmlns='" + nsRoster + "'/></iq>")); err != nil {
-		return errf("roster", err)
-	}
-	el, err := c.awaitIQ("roster", "r1")
-	if err != nil {
-		return err
-	}
+// readRoster keeps the contacts with subscription both from a roster result.
+func (c *client) readRoster(el *stanza.Element) {
 	c.both = c.both[:0]
 	for _, it := range el.Child(nsRoster, "query").Children() {
 		if it.Get("subscription") == "both" {
 			c.both = append(c.both, it.Get("jid"))
 		}
 	}
-	return nil
 }
 
 // awaitIQ reads until the IQ result with id, handling whatever comes before it.
@@ -453,11 +459,19 @@ func (c *client) write(b []byte) error {
 	return err
 }
 
-// sendf appends a stanza with fn into the client's buffer and writes it.
+// sendTimeout bounds one write of sendWith.
+const sendTimeout = 30 * time.Second
+
+// sendWith appends stanzas with fn into the client's buffer and writes them.
 func (c *client) sendWith(fn func(b []byte) []byte) error {
 	c.wmu.Lock()
 	c.wbuf = fn(c.wbuf[:0])
-	_ = c.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	// A deadline change is a runtime timer change: move it on only once
+	// half of it has passed, not for every message.
+	if now := time.Now(); c.wuntil.Sub(now) < sendTimeout/2 {
+		c.wuntil = now.Add(sendTimeout)
+		_ = c.conn.SetWriteDeadline(c.wuntil)
+	}
 	_, err := c.conn.Write(c.wbuf)
 	c.wmu.Unlock()
 	return err
