@@ -32,6 +32,8 @@
 #              is not run (it would only queue for minutes) and shows as "saturated"
 #   chat-own   (peers only) P pairs at half of the peer's own chat-max peak
 #   presence   U users with C roster contacts each log in at once → presence deliveries/s
+# After all servers, xmppd once more (chat-peerhalf): P pairs at half of the best peer's chat-max
+# peak, the load of that peer's chat-own run, so both latencies compare at one load both carry.
 # Then prints one table, figure × server, with xmppd's ratio to the best peer (bench/report.py).
 #
 # Needs: Go (the version in go.mod) on PATH; installs prosody, lua-unbound, ejabberd, openssl and
@@ -481,6 +483,28 @@ EOF
 for s in $SERVERS; do
 	run_server "$s"
 done
+
+# xmppd once more, at half of the best peer's chat peak: the load at which that peer's own
+# half-peak latency was measured, so the two latencies compare at one offered load that both carry.
+peer_half() {
+	local best="" bpeak=0 p pk
+	for p in $SERVERS; do
+		[ "$p" != xmppd ] || continue
+		pk=$(figure "$RES/$p-chat-max.json" messages_per_s)
+		if /usr/bin/python3 -c "import sys; sys.exit(0 if $pk > $bpeak else 1)"; then best=$p bpeak=$pk; fi
+	done
+	[ -n "$best" ] || return 0
+	local load r
+	load=$(/usr/bin/python3 -c "print(round($bpeak / 2))")
+	r=$(/usr/bin/python3 -c "print(round($bpeak / 2 / (2 * $PAIRS), 3))")
+	log "xmppd: chat at $load msg/s in all (half of $best's peak, the best peer's; $r/s per sender)"
+	start_xmppd
+	sleep 2
+	bench xmppd chat-peerhalf chat --prefix u --pairs $PAIRS --duration $CHAT_SECS --rate "$r" --concurrency $CONCURRENCY
+	echo "{\"peer\": \"$best\", \"peak\": $bpeak, \"offered\": $load}" >"$RES/peerhalf.json"
+	stop_current
+}
+case " $SERVERS " in *" xmppd "*) peer_half ;; esac
 log "all done in $((SECONDS - T0)) s; results in $RES"
 /usr/bin/python3 "$ROOT/bench/report.py" --table "$RES" | tee "$WORK/table.txt"
 /usr/bin/python3 "$ROOT/bench/report.py" --markdown "$RES" >"$WORK/table.md"

@@ -51,7 +51,8 @@ def per_tls(login, tls):
     return l / t if l is not None and t else None
 
 
-SCENARIOS = ("idle", "login", "tls", "login-dtls", "login-sasl2", "chat-max", "chat-half", "chat-own", "presence")
+SCENARIOS = ("idle", "login", "tls", "login-dtls", "login-sasl2", "chat-max", "chat-half", "chat-own", "chat-peerhalf",
+             "presence")
 
 
 # Rows: (label, scenario, getter, direction, target)
@@ -95,6 +96,14 @@ def rows(meta):
         ("offered messages/s", "chat-own", lambda r: fig(r, "send_rate"), 0, None),
         ("latency p50, ms", "chat-own", lambda r: fig(r, "latency_p50_ms"), -1, None),
         ("latency p99, ms", "chat-own", lambda r: fig(r, "latency_p99_ms"), -1, ("ratio<=", 0.5)),
+        (f"1:1 chat at half of the best peer's peak ({meta['peerhalf_peer']}'s), the same offered load for xmppd and "
+         "that peer" if meta.get("peerhalf_peer") else "1:1 chat at half of the best peer's peak (not run)",
+         None, None, None, None),
+        ("offered messages/s", "chat-peerhalf", lambda r: fig(r, "send_rate"), 0, None),
+        ("latency p50, ms", "chat-peerhalf", lambda r: fig(r, "latency_p50_ms"), -1, None),
+        ("latency p99, ms", "chat-peerhalf", lambda r: fig(r, "latency_p99_ms"), -1, ("ratio<=", 0.5)),
+        ("latency p99.9, ms", "chat-peerhalf", lambda r: fig(r, "latency_p999_ms"), -1, None),
+        ("server CPU, cores", "chat-peerhalf", server_cores, 0, None),
         (f"Presence storm ({meta.get('presence_users')} users × {meta.get('presence_contacts')} contacts log in at once)",
          None, None, None, None),
         ("presence deliveries/s", "presence", lambda r: fig(r, "presence_per_s"), +1, None),
@@ -136,6 +145,13 @@ def build(res):
             runs[(s, name)] = load(os.path.join(res, f"{s}-{name}.json"))
     # xmppd's "own half" run is its chat-half run.
     runs[("xmppd", "chat-own")] = runs.get(("xmppd", "chat-half"))
+    # At half of the best peer's peak: xmppd's extra run, and that peer's own-half run (the same
+    # load). Other peers did not run at that load.
+    peerhalf = load(os.path.join(res, "peerhalf.json")) or {}
+    meta["peerhalf_peer"] = peerhalf.get("peer")
+    for s in servers:
+        if s != "xmppd":
+            runs[(s, "chat-peerhalf")] = runs.get((s, "chat-own")) if s == peerhalf.get("peer") else None
     # A peer whose own peak is below half of xmppd's is not run at that rate (compare.sh).
     saturated = {s: load(os.path.join(res, f"{s}-chat-half.skipped")) for s in servers}
     out = []
