@@ -175,37 +175,25 @@ func (c *client) negotiate(d *dialer, password string) error {
 			return err
 		}
 	}
-	// The roster request, initial presence and a ping go out in one write,
-	// as clients such as Conversations send what follows a bind without
-	// waiting for each answer. The server handles one session's stanzas in
-	// order: the roster result comes first, and the ping's answer means the
-	// presence took effect (before that, a message to our bare JID may go to
-	// offline storage because no resource is available yet).
-	msg := "<iq type='get' id='r1'><query xmlns='" + nsRoster + "'/></iq><presence/><iq type='get' id='p1' to='" + escapeAttr(d.domain) + "'><ping xmlns='urn:xmpp:ping'/></iq>"
-	if err := c.write([]byte(msg)); err != nil {
-		return errf("roster and presence", err)
+	if err := c.fetchRoster(); err != nil {
+		return err
 	}
-	roster := false
+	// Initial presence, then a ping to the server: a server handles one
+	// session's stanzas in order, so its answer means the presence took
+	// effect (before that, a message to our bare JID may go to offline
+	// storage because no resource is available yet).
+	if err := c.write([]byte("<presence/><iq type='get' id='p1' to='" + escapeAttr(d.domain) + "'><ping xmlns='urn:xmpp:ping'/></iq>")); err != nil {
+		return errf("presence", err)
+	}
 	for {
-		el, err := c.expect("roster and presence")
+		el, err := c.expect("presence")
 		if err != nil {
 			return err
 		}
-		switch {
-		case el.Local == "iq" && el.Get("id") == "r1":
-			if el.Get("type") != "result" {
-				return fmt.Errorf("roster: iq type=%s %s", el.Get("type"), stanzaErrCond(el))
-			}
-			c.readRoster(el)
-			roster = true
-		case el.Local == "iq" && el.Get("id") == "p1":
-			if !roster {
-				return errors.New("roster: no result before the ping's")
-			}
+		if el.Local == "iq" && el.Get("id") == "p1" {
 			return nil // a result, or an error from a server without ping: either way, it got there
-		default:
-			c.dispatch(el)
 		}
+		c.dispatch(el)
 	}
 }
 
@@ -415,14 +403,21 @@ func (c *client) bind(feat *stanza.Element) error {
 	return nil
 }
 
-// readRoster keeps the contacts with subscription both from a roster result.
-func (c *client) readRoster(el *stanza.Element) {
+func (c *client) fetchRoster() error {
+	if err := c.write([]byte("<iq type='get' id='r1'><query xmlns='" + nsRoster + "'/></iq>")); err != nil {
+		return errf("roster", err)
+	}
+	el, err := c.awaitIQ("roster", "r1")
+	if err != nil {
+		return err
+	}
 	c.both = c.both[:0]
 	for _, it := range el.Child(nsRoster, "query").Children() {
 		if it.Get("subscription") == "both" {
 			c.both = append(c.both, it.Get("jid"))
 		}
 	}
+	return nil
 }
 
 // awaitIQ reads until the IQ result with id, handling whatever comes before it.
