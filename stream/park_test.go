@@ -257,3 +257,77 @@ func TestParkWait(t *testing.T) {
 		}
 	}
 }
+
+// deadlineCounter counts the deadline changes made on a TCP connection.
+type deadlineCounter struct {
+	*net.TCPConn
+	reads, writes atomic.Int32
+}
+
+func (c *deadlineCounter) SetReadDeadline(t time.Time) error {
+	c.reads.Add(1)
+	return c.TCPConn.SetReadDeadline(t)
+}
+
+func (c *deadlineCounter) SetWriteDeadline(t time.Time) error {
+	c.writes.Add(1)
+	return c.TCPConn.SetWriteDeadline(t)
+}
+
+// A busy stream does not change its deadlines for every stanza: each
+// change is a runtime timer change, and they added up to several per cent
+// of the server's CPU in a chat.
+func TestDeadlinesKeptAcrossStanzas(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("streams park only on Linux")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	raw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := &deadlineCounter{TCPConn: raw.(*net.TCPConn)}
+	c := New(net.Conn(dc), Config[*stanza.Element]{
+		QueueSize:    8,
+		WriteTimeout: time.Minute,
+		ParkAfter:    time.Minute,
+		ParkAfterMax: time.Minute,
+		Append:       func(b []byte, el *stanza.Element) []byte { return AppendStanza(b, el, stanza.NSClient) },
+		Header:       func() stanza.StreamHeader { return stanza.StreamHeader{} },
+	})
+	defer c.Close()
+	io.WriteString(client, clientHeader)
+	dec := stanza.NewDecoder(c, stanza.DefaultLimits)
+	if _, err := dec.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	c.EnableParking(func() {})
+	const n = 100
+	reply := make([]byte, 64)
+	for i := range n {
+		io.WriteString(client, "<a/>")
+		el, err := dec.Next()
+		if err != nil {
+			t.Fatalf("stanza %d: %v", i, err)
+		}
+		if ok, _ := c.Enqueue(el, true); !ok {
+			t.Fatalf("stanza %d: not queued", i)
+		}
+		if _, err := io.ReadAtLeast(client, reply, len("<a/>")); err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+	}
+	// Once each when first needed, not once (or twice) per stanza.
+	if r, w := dc.reads.Load(), dc.writes.Load(); r > 2 || w > 2 {
+		t.Errorf("%d stanzas each way: %d read and %d write deadline changes", n, r, w)
+	}
+}
