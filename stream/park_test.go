@@ -76,19 +76,7 @@ func (r *parkedReader) expect(t *testing.T, want string) {
 // its stream header read and parking enabled, reading on its own goroutine.
 func parkPair(t *testing.T, parkAfter time.Duration) (*tls.Conn, *parkedReader) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, raw := tcpPair(t)
 	srv := tls.Server(raw, &tls.Config{Certificates: []tls.Certificate{testCert(t)}})
 	tc := tls.Client(&batchConn{Conn: client}, &tls.Config{InsecureSkipVerify: true})
 	t.Cleanup(func() { tc.Close(); srv.Close() })
@@ -111,6 +99,25 @@ func parkPair(t *testing.T, parkAfter time.Duration) (*tls.Conn, *parkedReader) 
 	r.c.EnableParking(r.read)
 	go r.read()
 	return tc, r
+}
+
+// tcpPair returns both ends of a TCP connection on loopback.
+func tcpPair(t *testing.T) (client, server *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.(*net.TCPConn), s.(*net.TCPConn)
 }
 
 func TestParkedStreamWakes(t *testing.T) {
@@ -281,21 +288,9 @@ func TestDeadlinesKeptAcrossStanzas(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("streams park only on Linux")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, raw := tcpPair(t)
 	defer client.Close()
-	raw, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc := &deadlineCounter{TCPConn: raw.(*net.TCPConn)}
+	dc := &deadlineCounter{TCPConn: raw}
 	c := New(net.Conn(dc), Config[*stanza.Element]{
 		QueueSize:    8,
 		WriteTimeout: time.Minute,
