@@ -46,9 +46,54 @@ def tool_cores(r):
     return r.get("tool", {}).get("cores_used")
 
 
-def per_tls(login, tls):
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+
+
+def per_round(f, *runs):
+    """f of each round's runs (the rounds of one scenario are lists, in the same order)."""
+    return [f(*rs) for rs in zip(*runs)] if all(runs) else []
+
+
+def login_per_tls(login, tls):
     l, t = fig(login, "logins_per_s"), fig(tls, "handshakes_per_s")
     return l / t if l is not None and t else None
+
+
+def server_cpu_per_op(r):
+    """The server's CPU time per handshake or login, in µs."""
+    if r is None or not r.get("server_process"):
+        return None
+    f = r.get("figures", {})
+    n = (f.get("logins_ok") or f.get("handshakes_ok") or {}).get("value")
+    cpu = r["server_process"].get("cpu_s")
+    return cpu / n * 1e6 if n and cpu is not None else None
+
+
+def handshake_per_login_cpu(login, tls):
+    l, t = server_cpu_per_op(login), server_cpu_per_op(tls)
+    return t / l if l and t is not None else None
+
+
+def median_of(f):
+    return lambda *runs: median(per_round(f, *runs))
+
+
+def range_of(f):
+    def get(*runs):
+        xs = [x for x in per_round(f, *runs) if x is not None]
+        if len(xs) < 2:
+            return None
+        return f"{fmt(min(xs))}–{fmt(max(xs))} ({len(xs)} rounds)"
+    return get
+
+
+# Scenarios that compare.sh runs in rounds (NAME.json, then NAME.2.json, NAME.3.json, ...).
+ROUNDS = ("tls", "login-dtls", "login-sasl2")
 
 
 SCENARIOS = ("idle", "login", "tls", "login-dtls", "login-sasl2", "chat-max", "chat-half", "chat-own", "chat-peerhalf",
@@ -61,6 +106,7 @@ SCENARIOS = ("idle", "login", "tls", "login-dtls", "login-sasl2", "chat-max", "c
 #   target: None, ("ratio>=", x) on xmppd/best-peer, ("ratio<=", x), or ("abs<=", x), ("abs>=", x) on xmppd's value.
 def rows(meta):
     idle = meta.get("idle", "N")
+    rounds = meta.get("ratio_rounds", 1)
     return [
         ("Idle", None, None, None, None),
         (f"server RSS per idle session, KiB ({idle} sessions)", "idle",
@@ -72,12 +118,25 @@ def rows(meta):
         ("login time p99, ms", "login", lambda r: fig(r, "login_p99_ms"), -1, None),
         ("server CPU, cores", "login", server_cores, 0, None),
         ("tool CPU, cores", "login", tool_cores, 0, None),
-        ("Logins against the raw TLS handshake rate (Direct TLS, same server, back to back)", None, None, None, None),
-        ("TLS handshakes/s (connect, handshake, close)", "tls", lambda r: fig(r, "handshakes_per_s"), +1, None),
-        ("logins/s, RFC 6120 (SASL, restart, bind)", "login-dtls", lambda r: fig(r, "logins_per_s"), +1, None),
-        ("  ÷ TLS handshakes/s", ("login-dtls", "tls"), per_tls, +1, ("abs>=", 0.7)),
-        ("logins/s, SASL2 + Bind 2 where offered", "login-sasl2", lambda r: fig(r, "logins_per_s"), +1, None),
-        ("  ÷ TLS handshakes/s", ("login-sasl2", "tls"), per_tls, +1, ("abs>=", 0.7)),
+        (f"Logins against the raw TLS handshake rate (Direct TLS, same server; {rounds} rounds in turn, median)",
+         None, None, None, None),
+        ("TLS handshakes/s (connect, handshake, close)", ("tls",),
+         median_of(lambda r: fig(r, "handshakes_per_s")), +1, None),
+        ("logins/s, RFC 6120 (SASL, restart, bind)", ("login-dtls",),
+         median_of(lambda r: fig(r, "logins_per_s")), +1, None),
+        ("  ÷ TLS handshakes/s (each round's own)", ("login-dtls", "tls"), median_of(login_per_tls), +1, ("abs>=", 0.7)),
+        ("    range over the rounds", ("login-dtls", "tls"), range_of(login_per_tls), 0, None),
+        ("logins/s, SASL2 + Bind 2 where offered", ("login-sasl2",),
+         median_of(lambda r: fig(r, "logins_per_s")), +1, None),
+        ("  ÷ TLS handshakes/s (each round's own)", ("login-sasl2", "tls"), median_of(login_per_tls), +1, ("abs>=", 0.7)),
+        ("    range over the rounds", ("login-sasl2", "tls"), range_of(login_per_tls), 0, None),
+        ("server CPU per TLS handshake, µs", ("tls",), median_of(server_cpu_per_op), -1, None),
+        ("server CPU per login, µs, RFC 6120", ("login-dtls",), median_of(server_cpu_per_op), -1, None),
+        ("server CPU per login, µs, SASL2 where offered", ("login-sasl2",), median_of(server_cpu_per_op), -1, None),
+        ("  server's own handshake ÷ login CPU, RFC 6120 (the ratio with the tool elsewhere)", ("login-dtls", "tls"),
+         median_of(handshake_per_login_cpu), +1, None),
+        ("  server's own handshake ÷ login CPU, SASL2", ("login-sasl2", "tls"),
+         median_of(handshake_per_login_cpu), +1, None),
         ("SASL used", "login-sasl2", None, 0, None),
         ("1:1 chat, as fast as possible (window 100 per sender)", None, None, None, None),
         ("delivered messages/s", "chat-max", lambda r: fig(r, "messages_per_s"), +1, ("ratio>=", 2)),
@@ -140,9 +199,15 @@ def build(res):
     meta = load(os.path.join(res, "meta.json")) or {}
     servers = [s for s in ORDER if s in meta.get("servers", " ".join(ORDER)).split()]
     runs = {}
+    rounds = {}  # (server, scenario) → the runs of each round, for ROUNDS
     for s in servers:
         for name in SCENARIOS:
             runs[(s, name)] = load(os.path.join(res, f"{s}-{name}.json"))
+        for name in ROUNDS:
+            rs = [runs[(s, name)]]
+            for k in range(2, int(meta.get("ratio_rounds", 1)) + 1):
+                rs.append(load(os.path.join(res, f"{s}-{name}.{k}.json")))
+            rounds[(s, name)] = rs if all(r is not None for r in rs) else []
     # xmppd's "own half" run is its chat-half run.
     runs[("xmppd", "chat-own")] = runs.get(("xmppd", "chat-half"))
     # At half of the best peer's peak: xmppd's extra run, and that peer's own-half run (the same
@@ -161,10 +226,10 @@ def build(res):
             continue
         vals = {}
         for s in servers:
-            if isinstance(sc, tuple):
-                vals[s] = get(*[runs.get((s, n)) for n in sc])
+            if isinstance(sc, tuple):  # scenarios run in rounds: the getter takes each one's rounds
+                vals[s] = get(*[rounds.get((s, n)) for n in sc])
             elif sc == "*":
-                rs = [runs.get((s, n)) for n in SCENARIOS]
+                rs = [runs.get((s, n)) for n in SCENARIOS] + [r for n in ROUNDS for r in rounds.get((s, n), [])[1:]]
                 rs = [r for r in rs if r is not None]
                 vals[s] = sum(r.get("anomalies", 0) + sum((r.get("errors") or {}).values()) for r in rs) if rs else None
             elif get is None:  # SASL
