@@ -42,6 +42,9 @@ type Config struct {
 
 	Credentials auth.CredentialStore
 	Throttle    *auth.Throttle // per-account and per-address failure delays; nil = none
+	// FastTokens keeps FAST tokens (XEP-0484): SASL2 clients may trade their
+	// password for a token and log in with it in one round trip. nil = no FAST.
+	FastTokens auth.FastStore
 
 	Router Router
 	// Features lists extra <stream:features/> children offered once the

@@ -359,7 +359,16 @@ func (s *Session) appendFeatures(b []byte) []byte {
 				for _, m := range mechs.Children() {
 					sasl2.Append(stanza.New(stanza.NSSASL2, "mechanism").AppendText(m.Text()))
 				}
-				sasl2.Append(stanza.New(stanza.NSSASL2, "inline").Append(stanza.New(stanza.NSBind2, "bind")))
+				inline := stanza.New(stanza.NSSASL2, "inline").Append(stanza.New(stanza.NSBind2, "bind"))
+				if cfg.FastTokens != nil && s.secure {
+					// XEP-0484: the token mechanisms are offered here only, not as SASL mechanisms.
+					fast := stanza.New(stanza.NSFast, "fast")
+					for _, m := range auth.FastMechanisms(state, s.certDER) {
+						fast.Append(stanza.New(stanza.NSFast, "mechanism").AppendText(m))
+					}
+					inline.Append(fast)
+				}
+				sasl2.Append(inline)
 				b = sasl2.AppendXML(b, stanza.NSStream)
 			}
 			// XEP-0440: which channel bindings this connection supports.
@@ -479,14 +488,29 @@ func (s *Session) servedCert(sni string) []byte {
 // share the mechanisms, the checks and the throttling; only the XML differs.
 func (s *Session) authenticate(ctx context.Context, el *stanza.Element) (restart bool, err error) {
 	ns := el.Space // stanza.NSSASL or stanza.NSSASL2
-	srv, err := auth.NewServer(ctx, el.Get("mechanism"), auth.Config{
+	cfg := auth.Config{
 		Domain:          s.domain,
 		Store:           s.srv.cfg.Credentials,
 		TLS:             s.tlsState(),
 		ServerCertDER:   s.certDER,
 		AllowPlain:      s.secure,
 		ClientTriedPlus: s.triedPlus,
-	})
+	}
+	mech := el.Get("mechanism")
+	if ns == stanza.NSSASL2 && s.secure && s.srv.cfg.FastTokens != nil {
+		// XEP-0484: a token login says so with <fast/>; any SASL2 login may
+		// ask for a token. Both need the client's stable id.
+		fast := el.Child(stanza.NSFast, "fast")
+		if fast != nil || !auth.IsFastMechanism(mech) {
+			inv := fast.Get("invalidate")
+			cfg.Fast = &auth.FastConfig{
+				Store:      s.srv.cfg.FastTokens,
+				ClientID:   el.Child(stanza.NSSASL2, "user-agent").Get("id"),
+				Invalidate: inv == "true" || inv == "1",
+			}
+		}
+	}
+	srv, err := auth.NewServer(ctx, mech, cfg)
 	if err != nil {
 		return false, s.saslFailure(ns, err, false, "")
 	}
@@ -513,7 +537,7 @@ func (s *Session) authenticate(ctx context.Context, el *stanza.Element) (restart
 			s.throttleSuccess(s.user)
 			s.logAt(slog.LevelInfo, "authenticated", "user", s.user+"@"+s.domain, "mechanism", el.Get("mechanism"))
 			if ns == stanza.NSSASL2 {
-				return false, s.sasl2Success(ctx, el, out)
+				return false, s.sasl2Success(ctx, el, out, srv)
 			}
 			b := []byte("<success xmlns='" + stanza.NSSASL + "'")
 			if len(out) > 0 {
@@ -559,13 +583,25 @@ func (s *Session) authenticate(ctx context.Context, el *stanza.Element) (restart
 // <user-agent/>, and clearing offline messages at bind (that presumes a
 // message archive, which xmppd does not have yet: they are delivered at
 // initial presence as for any other client).
-func (s *Session) sasl2Success(ctx context.Context, el *stanza.Element, final []byte) error {
+func (s *Session) sasl2Success(ctx context.Context, el *stanza.Element, final []byte, srv *auth.Server) error {
 	success := stanza.New(stanza.NSSASL2, "success")
 	if len(final) > 0 {
 		success.Append(stanza.New(stanza.NSSASL2, "additional-data").AppendText(base64.StdEncoding.EncodeToString(final)))
 	}
 	id := stanza.New(stanza.NSSASL2, "authorization-identifier")
 	success.Append(id)
+	// XEP-0484: a token asked for, or one replacing a token due for rotation.
+	// Without it the login still succeeds: the client keeps its password or
+	// the token it has.
+	token, err := srv.FinishFast(el.Child(stanza.NSFast, "request-token").Get("mechanism"))
+	if err != nil {
+		s.logAt(slog.LevelWarn, "cannot issue a FAST token", "err", err)
+	}
+	if token != nil {
+		success.Append(stanza.New(stanza.NSFast, "token").
+			Set("expiry", time.Unix(token.Expires, 0).UTC().Format(time.RFC3339)).
+			Set("token", token.Secret))
+	}
 	req := el.Child(stanza.NSBind2, "bind")
 	if req == nil {
 		id.AppendText(s.user + "@" + s.domain)

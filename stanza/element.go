@@ -15,6 +15,7 @@ const (
 	NSSASL     = "urn:ietf:params:xml:ns:xmpp-sasl"
 	NSSASL2    = "urn:xmpp:sasl:2" // XEP-0388
 	NSBind2    = "urn:xmpp:bind:0" // XEP-0386
+	NSFast     = "urn:xmpp:fast:0" // XEP-0484
 	NSBind     = "urn:ietf:params:xml:ns:xmpp-bind"
 	NSSession  = "urn:ietf:params:xml:ns:xmpp-session"
 	NSDelay    = "urn:xmpp:delay"
@@ -51,8 +52,12 @@ func (e *Element) Is(space, local string) bool {
 	return e != nil && e.Local == local && e.Space == space
 }
 
-// Get returns the value of the unprefixed attribute name, or "".
+// Get returns the value of the unprefixed attribute name, or "". It is
+// nil-safe, like Child, so el.Child(...).Get(...) needs no check between.
 func (e *Element) Get(name string) string {
+	if e == nil {
+		return ""
+	}
 	for i := range e.Attr {
 		if e.Attr[i].Local == name && e.Attr[i].Space == "" {
 			return e.Attr[i].Value

@@ -120,6 +120,9 @@ type Config struct {
 	TLS           *tls.ConnectionState // nil without TLS
 	ServerCertDER []byte               // leaf cert we presented, for tls-server-end-point
 	AllowPlain    bool
+	// Fast, when set, offers FAST token authentication (XEP-0484) in this
+	// SASL2 exchange: the HT-* mechanisms, and tokens issued on request.
+	Fast *FastConfig
 	// ClientTriedPlus says the client already attempted a -PLUS mechanism on
 	// this connection with a binding type we do not offer. COMPAT: clients
 	// that only know tls-unique (slixmpp 1.8, poezio) do that on TLS 1.3 and
@@ -142,11 +145,18 @@ type Server struct {
 	pending   *Failure // set by the PLAIN permissions callback
 	username  string
 	attempted string // the normalised localpart the client tried, for per-account throttling
+	// credsTag is the tag of the credentials the client proved (storage.Credentials.Tag),
+	// for the FAST token it may ask for (fast.go).
+	credsTag []byte
+	ht       *htServer // set for the HT-* mechanisms (fast.go)
 }
 
 // NewServer starts one authentication exchange. An unknown or
 // non-advertised mechanism yields *Failure{Condition: "invalid-mechanism"}.
 func NewServer(ctx context.Context, mechanism string, cfg Config) (*Server, error) {
+	if cfg.Fast != nil && slices.Contains(FastMechanisms(cfg.TLS, cfg.ServerCertDER), mechanism) {
+		return newHTServer(ctx, mechanism, cfg)
+	}
 	if !slices.Contains(Mechanisms(cfg.TLS, cfg.ServerCertDER, cfg.AllowPlain), mechanism) {
 		return nil, failure("invalid-mechanism", "")
 	}
@@ -190,6 +200,14 @@ func (s *Server) Step(in []byte) (out []byte, done bool, err error) {
 	}
 	if len(in) > maxMessage {
 		return nil, false, s.fail(failure("malformed-request", "message too long"))
+	}
+	if s.ht != nil {
+		out, f := s.ht.step(in)
+		if f != nil {
+			return nil, false, s.fail(f)
+		}
+		s.done = true
+		return out, true, nil
 	}
 	more, resp, err := s.neg.Step(in)
 	if err != nil {
@@ -302,6 +320,7 @@ func (s *Server) lookup(local string) (creds storage.Credentials, known bool, f 
 	case err != nil:
 		return storage.Credentials{}, false, failure("temporary-auth-failure", "")
 	}
+	s.credsTag = creds.Tag()
 	return creds, true, nil
 }
 

@@ -47,6 +47,16 @@ func TestInteropXmppJS(t *testing.T) {
 			if findResult(rs, "exchange") == nil {
 				t.Fatal("no RESULT exchange=ok line")
 			}
+			// FAST (XEP-0484): the password login asked for a token, and
+			// the next login of the same client used it.
+			if f := findResult(rs, "fast"); f == nil {
+				t.Error("no RESULT fast= line: xmpp.js did not log in again with a token")
+			} else {
+				t.Logf("xmpp.js logged in again as %s with %s (a FAST token for %s)", f["relogin"], f["mech"], f["fast"])
+				if f["mech"] != "HT-SHA-256-NONE" || f["fast"] != "HT-SHA-256-NONE" || f["relogin"] != alice.Local+"@localhost" || f["profile"] != "sasl2" {
+					t.Errorf("token login: %v, want HT-SHA-256-NONE over sasl2 as %s@localhost", f, alice.Local)
+				}
+			}
 			logins := 0
 			for _, r := range rs {
 				if r["jid"] == "" {

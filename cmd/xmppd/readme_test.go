@@ -29,6 +29,7 @@ var coreXEPs = []string{
 	"0386", // Bind 2: a resource bound inline with SASL2 (c2s)
 	"0388", // SASL2, the extensible SASL profile (c2s)
 	"0440", // channel-binding types in the SASL features (c2s/auth)
+	"0484", // FAST: token logins in one round trip over SASL2 (c2s, c2s/auth)
 }
 
 // moduleXEPs maps each module's name to the XEPs its package implements (its

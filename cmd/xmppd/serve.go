@@ -133,6 +133,7 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 		MaxAuthFailures: cfg.C2S.MaxAuthFailures,
 		QueueSize:       cfg.C2S.QueueSize,
 		Credentials:     db,
+		FastTokens:      db,
 		Throttle:        auth.NewThrottle(250*time.Millisecond, 5*time.Second),
 		Features:        host.StreamFeatures,
 		OnBound:         func(ctx context.Context, sess *c2s.Session) { host.SessionBound(ctx, sess) },

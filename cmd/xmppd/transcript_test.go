@@ -24,7 +24,9 @@ package main
 // prefixes and white space between elements do not matter. An expected
 // element whose last child is <etc xmlns='urn:xmppd:transcript'/> matches when
 // the children listed appear in that order among possibly more. In a sends body,
-// ${repeat:N:s} stands for s repeated N times.
+// ${repeat:N:s} stands for s repeated N times, and ${ht:USER:NAME} for the
+// base64 HT-SHA-256-NONE message of USER with the FAST token captured as
+// NAME (XEP-0484: USER NUL HMAC-SHA-256(token, "Initiator")).
 //
 // A comment line "config: KEY = VALUE" (a TOML line with a dotted key, e.g.
 // "config: offline.max_messages = 2") changes the test server's config.
@@ -32,10 +34,13 @@ package main
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -234,6 +239,7 @@ func (tr *transcript) step(actor, verb, body string) {
 const nsTranscript = "urn:xmppd:transcript"
 
 var repeatRE = regexp.MustCompile(`\$\{repeat:(\d+):([^}]*)\}`)
+var htRE = regexp.MustCompile(`\$\{ht:([^:}]+):([a-zA-Z0-9_-]+)\}`)
 var varRE = regexp.MustCompile(`\$\{([a-zA-Z0-9_*-]+)\}`)
 
 func (tr *transcript) expand(s string) string {
@@ -241,6 +247,16 @@ func (tr *transcript) expand(s string) string {
 		p := repeatRE.FindStringSubmatch(m)
 		n, _ := strconv.Atoi(p[1])
 		return strings.Repeat(p[2], n)
+	})
+	s = htRE.ReplaceAllStringFunc(s, func(m string) string {
+		p := htRE.FindStringSubmatch(m)
+		token, ok := tr.vars[p[2]]
+		if !ok {
+			tr.fatalf("undefined variable %s in %s", p[2], m)
+		}
+		mac := hmac.New(sha256.New, []byte(token))
+		mac.Write([]byte("Initiator"))
+		return base64.StdEncoding.EncodeToString(append([]byte(p[1]+"\x00"), mac.Sum(nil)...))
 	})
 	return varRE.ReplaceAllStringFunc(s, func(m string) string {
 		name := m[2 : len(m)-1]

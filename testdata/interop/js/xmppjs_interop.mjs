@@ -56,6 +56,7 @@ function mk(username, password) {
       c.mech = el.attrs.mechanism;
       c.profile = "sasl2";
       if (el.getChild("bind", "urn:xmpp:bind:0")) c.bind = "bind2";
+      if (el.getChild("request-token", "urn:xmpp:fast:0")) c.requested = true;
     }
   });
   // B (and A) answer disco#info themselves.
@@ -124,4 +125,19 @@ say(`server disco#info features: ${features(q).sort().join(" ")}`);
 stopping = true;
 await Promise.all([a.stop(), b.stop()]);
 say(`RESULT exchange=ok token=${tok}`);
+
+// FAST (XEP-0484): xmpp.js asked for a token in its password login and keeps
+// what the server sent; logging in again, it uses that token
+// (HT-SHA-256-NONE) instead of the password, in one round trip.
+const saved = await a.fast.fetch();
+say(`A asked for a FAST token: ${!!a.requested}; got one for ${saved?.mechanism ?? "nothing"}, expiry ${saved?.expiry}`);
+if (!saved) die("no FAST token after the password login");
+stopping = false;
+a.mech = "?";
+const again = String(await a.start());
+const pong2 = await a.iqCaller.request(xml("iq", { type: "get", to: domain }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+if (pong2.attrs.type !== "result") die("ping after the token login: " + pong2.toString());
+say(`RESULT fast=${saved.mechanism} relogin=${again.split("/")[0]} mech=${a.mech} profile=${a.profile}`);
+stopping = true;
+await a.stop();
 say(`OK in ${Date.now() - t0}ms`);
