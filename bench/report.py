@@ -93,10 +93,10 @@ def range_of(f):
 
 
 # Scenarios that compare.sh runs in rounds (NAME.json, then NAME.2.json, NAME.3.json, ...).
-ROUNDS = ("tls", "login-dtls", "login-sasl2")
+ROUNDS = ("tls", "login-dtls", "login-sasl2", "login-fast")
 
 
-SCENARIOS = ("idle", "login", "tls", "login-dtls", "login-sasl2", "chat-max", "chat-half", "chat-own", "chat-peerhalf",
+SCENARIOS = ("idle", "login", "tls", "login-dtls", "login-sasl2", "login-fast", "chat-max", "chat-half", "chat-own", "chat-peerhalf",
              "presence")
 
 
@@ -130,14 +130,22 @@ def rows(meta):
          median_of(lambda r: fig(r, "logins_per_s")), +1, None),
         ("  ÷ TLS handshakes/s (each round's own)", ("login-sasl2", "tls"), median_of(login_per_tls), +1, ("abs>=", 0.7)),
         ("    range over the rounds", ("login-sasl2", "tls"), range_of(login_per_tls), 0, None),
+        ("logins/s, SASL2 + Bind 2 with a FAST token where offered", ("login-fast",),
+         median_of(lambda r: fig(r, "logins_per_s")), +1, None),
+        ("  ÷ TLS handshakes/s (each round's own)", ("login-fast", "tls"), median_of(login_per_tls), +1, ("abs>=", 0.7)),
+        ("    range over the rounds", ("login-fast", "tls"), range_of(login_per_tls), 0, None),
         ("server CPU per TLS handshake, µs", ("tls",), median_of(server_cpu_per_op), -1, None),
         ("server CPU per login, µs, RFC 6120", ("login-dtls",), median_of(server_cpu_per_op), -1, None),
         ("server CPU per login, µs, SASL2 where offered", ("login-sasl2",), median_of(server_cpu_per_op), -1, None),
         ("  server's own handshake ÷ login CPU, RFC 6120 (the ratio with the tool elsewhere)", ("login-dtls", "tls"),
          median_of(handshake_per_login_cpu), +1, None),
+        ("server CPU per login, µs, FAST where offered", ("login-fast",), median_of(server_cpu_per_op), -1, None),
         ("  server's own handshake ÷ login CPU, SASL2", ("login-sasl2", "tls"),
          median_of(handshake_per_login_cpu), +1, None),
+        ("  server's own handshake ÷ login CPU, FAST", ("login-fast", "tls"),
+         median_of(handshake_per_login_cpu), +1, None),
         ("SASL used", "login-sasl2", None, 0, None),
+        ("SASL used with --fast", "login-fast", None, 0, None),
         ("1:1 chat, as fast as possible (window 100 per sender)", None, None, None, None),
         ("delivered messages/s", "chat-max", lambda r: fig(r, "messages_per_s"), +1, ("ratio>=", 2)),
         ("latency p50, ms", "chat-max", lambda r: fig(r, "latency_p50_ms"), -1, None),

@@ -256,6 +256,49 @@ func TestScenariosAgainstXmppd(t *testing.T) {
 		}
 	})
 
+	t.Run("login-fast", func(t *testing.T) {
+		// FAST (XEP-0484): the warm-up gets each account a token (a password
+		// login, then the token's first use); the measured logins use the
+		// token alone, bound to the TLS connection (HT-SHA-256-EXPR), and
+		// check the server's proof. A second run finds the tokens in the cache.
+		cache := filepath.Join(t.TempDir(), "cache")
+		for run, wantWarmup := range []float64{3, 0} {
+			rep, figs, code := runBench(t, append([]string{"login"}, common(s.directTLS, "--direct-tls", "--sasl2", "--fast",
+				"--scram-cache", cache, "--users", "3", "--n", "9", "--concurrency", "3")...)...)
+			if code != 0 {
+				t.Fatalf("run %d: exit %d", run, code)
+			}
+			if sasl := fmt.Sprint(rep["sasl"]); sasl != "[HT-SHA-256-EXPR (SASL2, FAST, Bind 2)]" {
+				t.Errorf("run %d: sasl = %s, want HT-SHA-256-EXPR over SASL2 with Bind 2", run, sasl)
+			}
+			if got := rep["params"].(map[string]any)["fast_warmup_accounts"]; got != wantWarmup {
+				t.Errorf("run %d: %v accounts warmed up, want %v", run, got, wantWarmup)
+			}
+			want(t, figs, "logins_ok", 9)
+			want(t, figs, "fast_logins", 9)
+			want(t, figs, "fast_refused", 0)
+		}
+		// Tokens the server does not know (another server's, or revoked):
+		// each account's first login falls back to its password and gets a
+		// new token, which its later logins use.
+		bogus := map[string][]byte{}
+		for i := 1; i <= 3; i++ {
+			bogus[fmt.Sprintf("fast u%d", i)] = []byte("HT-SHA-256-EXPR not-a-token")
+		}
+		b, _ := json.Marshal(bogus)
+		if err := os.WriteFile(cache, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, figs, code := runBench(t, append([]string{"login"}, common(s.directTLS, "--direct-tls", "--sasl2", "--fast",
+			"--scram-cache", cache, "--users", "3", "--n", "9", "--concurrency", "1")...)...)
+		if code != 0 {
+			t.Fatalf("refused tokens: exit %d", code)
+		}
+		want(t, figs, "logins_ok", 9)
+		want(t, figs, "fast_refused", 3)
+		want(t, figs, "fast_logins", 6)
+	})
+
 	t.Run("tls", func(t *testing.T) {
 		_, figs, code := runBench(t, append([]string{"tls"}, common(s.directTLS, "--direct-tls", "--n", "30", "--concurrency", "5")...)...)
 		if code != 0 {

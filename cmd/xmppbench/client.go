@@ -8,7 +8,9 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -38,13 +40,16 @@ type dialer struct {
 	directTLS bool
 	mech      string // "auto" or a mechanism name
 	sasl2     bool   // use SASL2 (XEP-0388) and Bind 2 (XEP-0386) where offered
-	plain     bool   // PLAIN allowed when no SCRAM is offered
-	sources   []net.IP
-	next      atomic.Uint64
-	cache     *scramCache
-	timeout   time.Duration // whole login
-	tlsConf   *tls.Config
-	mechUsed  sync.Map // mechanism name → struct{}
+	fast      bool   // with sasl2: log in with FAST tokens (XEP-0484), kept in cache
+	// FAST: logins made with a token, and tokens the server refused.
+	fastLogins, fastRefused atomic.Int64
+	plain                   bool // PLAIN allowed when no SCRAM is offered
+	sources                 []net.IP
+	next                    atomic.Uint64
+	cache                   *scramCache
+	timeout                 time.Duration // whole login
+	tlsConf                 *tls.Config
+	mechUsed                sync.Map // mechanism name → struct{}
 }
 
 func newDialer(addr, domain string, directTLS bool, mech string, plain bool, sources []net.IP, timeout time.Duration) *dialer {
@@ -75,6 +80,7 @@ func (d *dialer) dialTCP(ctx context.Context) (net.Conn, error) {
 type handler func(c *client, el *stanza.Element)
 
 type client struct {
+	d        *dialer
 	idx      int
 	local    string
 	bare     string
@@ -110,7 +116,7 @@ func (d *dialer) login(ctx context.Context, idx int, user, password string, h ha
 	}
 	deadline, _ := ctx.Deadline()
 	_ = raw.SetDeadline(deadline)
-	c := &client{idx: idx, local: user, bare: user + "@" + d.domain, handle: h, conn: raw}
+	c := &client{idx: idx, local: user, bare: user + "@" + d.domain, handle: h, conn: raw, d: d}
 	if err := c.negotiate(d, password); err != nil {
 		raw.Close()
 		return nil, err
@@ -262,7 +268,10 @@ func (d *dialer) chooseMech(offered []string) (string, error) {
 // auth authenticates with RFC 6120's SASL, or, with --sasl2 and a server
 // that offers it, with SASL2 (XEP-0388) and an inline bind (XEP-0386) when
 // offered. For SASL2 it returns the features that follow <success/> (the
-// stream is not restarted) and whether a resource is bound already.
+// stream is not restarted) and whether a resource is bound already. With
+// --fast it logs in with the account's FAST token (XEP-0484) when it has one
+// and the server offers its mechanism, and otherwise asks for one in the
+// password login.
 func (c *client) auth(d *dialer, feat *stanza.Element, password string) (after *stanza.Element, bound bool, err error) {
 	ns, list := stanza.NSSASL, feat.Child(stanza.NSSASL, "mechanisms")
 	if a := feat.Child(stanza.NSSASL2, "authentication"); d.sasl2 && a != nil {
@@ -272,6 +281,29 @@ func (c *client) auth(d *dialer, feat *stanza.Element, password string) (after *
 	for _, m := range list.Children() {
 		if m.Local == "mechanism" {
 			offered = append(offered, strings.TrimSpace(m.Text()))
+		}
+	}
+	inline := list.Child(ns, "inline")
+	bind2 := ns == stanza.NSSASL2 && inline.Child(stanza.NSBind2, "bind") != nil
+	requestToken := ""
+	if ns == stanza.NSSASL2 && d.fast {
+		var fastOffered []string
+		for _, m := range inline.Child(stanza.NSFast, "fast").Children() {
+			fastOffered = append(fastOffered, strings.TrimSpace(m.Text()))
+		}
+		if mech, secret, ok := d.cache.token(c.local); ok && slices.Contains(fastOffered, mech) {
+			after, bound, err = c.tokenAuth(mech, secret, bind2)
+			if !errors.Is(err, errTokenRefused) {
+				return after, bound, err
+			}
+			d.cache.dropToken(c.local) // expired or revoked: the password, and a new token
+			d.fastRefused.Add(1)
+		}
+		for _, m := range fastMechs {
+			if slices.Contains(fastOffered, m) {
+				requestToken = m
+				break
+			}
 		}
 	}
 	mech, err := d.chooseMech(offered)
@@ -291,7 +323,10 @@ func (c *client) auth(d *dialer, feat *stanza.Element, password string) (after *
 	var msg string
 	if ns == stanza.NSSASL2 {
 		msg = "<authenticate xmlns='" + ns + "' mechanism='" + mech + "'><initial-response>" + base64.StdEncoding.EncodeToString(initial) + "</initial-response>"
-		if list.Child(ns, "inline").Child(stanza.NSBind2, "bind") != nil {
+		if requestToken != "" {
+			msg += c.userAgent() + "<request-token xmlns='" + stanza.NSFast + "' mechanism='" + requestToken + "'/>"
+		}
+		if bind2 {
 			msg += "<bind xmlns='" + stanza.NSBind2 + "'><tag>xmppbench</tag></bind>"
 			d.mechUsed.LoadOrStore(mech+" (SASL2, Bind 2)", struct{}{})
 		} else {
@@ -320,11 +355,7 @@ func (c *client) auth(d *dialer, feat *stanza.Element, password string) (after *
 		}
 		switch {
 		case el.Is(ns, "failure"):
-			cond := "unknown"
-			if ch := el.FirstChild(); ch != nil {
-				cond = ch.Local
-			}
-			return nil, false, fmt.Errorf("sasl %s: failure %s", mech, cond)
+			return nil, false, fmt.Errorf("sasl %s: failure %s", mech, failureCond(el))
 		case el.Is(ns, "challenge") && sc != nil && step == 0:
 			resp, err := sc.final(data)
 			if err != nil {
@@ -351,22 +382,105 @@ func (c *client) auth(d *dialer, feat *stanza.Element, password string) (after *
 			if ns == stanza.NSSASL {
 				return nil, false, nil // the stream restarts
 			}
-			if el.Child(stanza.NSBind2, "bound") != nil {
-				c.full = strings.TrimSpace(el.Child(ns, "authorization-identifier").Text())
-				bound = true
-			}
-			// XEP-0388: the authenticated stream's features follow, no restart.
-			if after, err = c.expect("features after SASL2"); err != nil {
-				return nil, false, err
-			}
-			if !after.Is(stanza.NSStream, "features") {
-				return nil, false, fmt.Errorf("sasl2: got <%s/> after success, want features", after.Local)
-			}
-			return after, bound, nil
+			return c.sasl2Success(d, el, requestToken)
 		default:
 			return nil, false, fmt.Errorf("sasl: unexpected <%s/>", el.Local)
 		}
 	}
+}
+
+// fastMechs are the FAST token mechanisms the tool uses, best first: bound
+// to the TLS connection (tls-exporter) as Conversations prefers, else none.
+var fastMechs = []string{"HT-SHA-256-EXPR", "HT-SHA-256-NONE"}
+
+// errTokenRefused: the server refused the token (expired, revoked, unknown).
+var errTokenRefused = errors.New("FAST token refused")
+
+// userAgent is the SASL2 <user-agent/> of the account's simulated client: a
+// stable id per account, so its FAST token is found again.
+func (c *client) userAgent() string {
+	h := sha256.Sum256([]byte("xmppbench " + c.local))
+	return fmt.Sprintf("<user-agent id='%x-%x-%x-%x-%x'><software>xmppbench</software></user-agent>", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// tokenAuth logs in with a FAST token in one round trip:
+// HT-SHA-256-*: username NUL HMAC-SHA-256(token, "Initiator" || cb-data),
+// and the server answers HMAC-SHA-256(token, "Responder" || cb-data).
+func (c *client) tokenAuth(mech, secret string, bind2 bool) (*stanza.Element, bool, error) {
+	var cb []byte
+	if mech == "HT-SHA-256-EXPR" {
+		tc, ok := c.conn.(*tls.Conn)
+		if !ok {
+			return nil, false, errors.New("fast: tls-exporter without TLS")
+		}
+		st := tc.ConnectionState()
+		var err error
+		if cb, err = st.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32); err != nil {
+			return nil, false, errf("fast", err)
+		}
+	}
+	proof := func(who string) []byte {
+		m := hmac.New(sha256.New, []byte(secret))
+		m.Write([]byte(who))
+		m.Write(cb)
+		return m.Sum(nil)
+	}
+	msg := "<authenticate xmlns='" + stanza.NSSASL2 + "' mechanism='" + mech + "'><initial-response>" +
+		base64.StdEncoding.EncodeToString(append([]byte(c.local+"\x00"), proof("Initiator")...)) + "</initial-response>" +
+		c.userAgent() + "<fast xmlns='" + stanza.NSFast + "'/>"
+	if bind2 {
+		msg += "<bind xmlns='" + stanza.NSBind2 + "'><tag>xmppbench</tag></bind>"
+	}
+	if err := c.write([]byte(msg + "</authenticate>")); err != nil {
+		return nil, false, errf("fast", err)
+	}
+	el, err := c.expect("fast")
+	if err != nil {
+		return nil, false, err
+	}
+	switch {
+	case el.Is(stanza.NSSASL2, "failure"):
+		return nil, false, fmt.Errorf("%w: %s", errTokenRefused, failureCond(el))
+	case !el.Is(stanza.NSSASL2, "success"):
+		return nil, false, fmt.Errorf("fast: unexpected <%s/>", el.Local)
+	}
+	got, err := base64.StdEncoding.DecodeString(strings.TrimSpace(el.Child(stanza.NSSASL2, "additional-data").Text()))
+	if err != nil || !hmac.Equal(got, proof("Responder")) {
+		return nil, false, errors.New("fast: the server's proof is wrong")
+	}
+	c.d.mechUsed.LoadOrStore(mech+" (SASL2, FAST, Bind 2)", struct{}{})
+	c.d.fastLogins.Add(1)
+	return c.sasl2Success(c.d, el, mech)
+}
+
+// sasl2Success reads what follows a SASL2 <success/>: the bound JID, a FAST
+// token (for the mechanism asked for, or a rotated one for the mechanism
+// used) and the features of the authenticated stream.
+func (c *client) sasl2Success(d *dialer, el *stanza.Element, tokenMech string) (*stanza.Element, bool, error) {
+	bound := false
+	if el.Child(stanza.NSBind2, "bound") != nil {
+		c.full = strings.TrimSpace(el.Child(stanza.NSSASL2, "authorization-identifier").Text())
+		bound = true
+	}
+	if t := el.Child(stanza.NSFast, "token").Get("token"); t != "" && tokenMech != "" {
+		d.cache.setToken(c.local, tokenMech, t)
+	}
+	// XEP-0388: the authenticated stream's features follow, no restart.
+	after, err := c.expect("features after SASL2")
+	if err != nil {
+		return nil, false, err
+	}
+	if !after.Is(stanza.NSStream, "features") {
+		return nil, false, fmt.Errorf("sasl2: got <%s/> after success, want features", after.Local)
+	}
+	return after, bound, nil
+}
+
+func failureCond(el *stanza.Element) string {
+	if ch := el.FirstChild(); ch != nil {
+		return ch.Local
+	}
+	return "unknown"
 }
 
 func randomID() string {

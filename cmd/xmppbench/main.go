@@ -121,6 +121,9 @@ func parseFlags(scenario string, args []string, stderr io.Writer) (config, runOp
 	fs.StringVar(&cfg.Mech, "mech", "auto", "SASL mechanism: auto (SCRAM-SHA-256, else SCRAM-SHA-1), SCRAM-SHA-256, SCRAM-SHA-1 or PLAIN")
 	fs.BoolVar(&cfg.SASL2, "sasl2", false, "log in with SASL2 (XEP-0388) and bind inline (XEP-0386) where the server offers them: two round trips fewer; "+
 		"otherwise (and with servers that lack them) RFC 6120's SASL, stream restart and bind")
+	fs.BoolVar(&cfg.Fast, "fast", false, "with --sasl2: log in with FAST tokens (XEP-0484) where the server offers them, as a returning client does: "+
+		"accounts without a token first log in with the password to get one, and once with it, before the scenario (not measured); "+
+		"tokens are kept in --scram-cache")
 	fs.StringVar(&cfg.Prefix, "prefix", "u", "account names are PREFIX<number>")
 	fs.StringVar(&cfg.Password, "password", "p", "password of every account")
 	fs.IntVar(&cfg.First, "first", 1, "number of the first account")
@@ -244,6 +247,7 @@ func runScenario(ctx context.Context, cfg config, cacheFile string) (*report, er
 	}
 	d := newDialer(cfg.Addr, cfg.Domain, cfg.DirectTLS, cfg.Mech, cfg.Mech == "PLAIN", cfg.Sources, cfg.Timeout)
 	d.sasl2 = cfg.SASL2
+	d.fast = cfg.Fast && cfg.SASL2
 	if cacheFile != "" {
 		if err := d.cache.load(cacheFile); err != nil {
 			return nil, err
@@ -257,6 +261,9 @@ func runScenario(ctx context.Context, cfg config, cacheFile string) (*report, er
 		r.Params["source_addrs"] = len(cfg.Sources)
 	}
 	b := &bench{cfg: cfg, d: d, r: r}
+	if d.fast {
+		b.fastWarmup(ctx)
+	}
 	u := startUsage(cfg.ServerPID)
 	switch cfg.Scenario {
 	case "tls":
@@ -271,6 +278,10 @@ func runScenario(ctx context.Context, cfg config, cacheFile string) (*report, er
 		b.runPresence(ctx)
 	}
 	u.finish(r, d.cache)
+	if d.fast {
+		r.add("fast_logins", "logins with a FAST token", float64(d.fastLogins.Load()), "")
+		r.add("fast_refused", "FAST tokens refused", float64(d.fastRefused.Load()), "")
+	}
 	d.mechUsed.Range(func(k, _ any) bool { r.Mechs = append(r.Mechs, k.(string)); return true })
 	sort.Strings(r.Mechs)
 	if ctx.Err() != nil {

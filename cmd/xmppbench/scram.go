@@ -68,6 +68,38 @@ func (c *scramCache) salted(mech string, h func() hash.Hash, user, password stri
 	return v, nil
 }
 
+// A FAST token (XEP-0484) of the account user is kept in the same cache
+// under "fast " + user, as "MECHANISM SECRET": like a salted password, it is
+// what a real client keeps to log in again without the password.
+func fastKey(user string) string { return "fast " + user }
+
+func (c *scramCache) token(user string) (mech, secret string, ok bool) {
+	c.mu.Lock()
+	v, ok := c.m[fastKey(user)]
+	c.mu.Unlock()
+	if !ok {
+		return "", "", false
+	}
+	mech, secret, ok = strings.Cut(string(v), " ")
+	return mech, secret, ok
+}
+
+func (c *scramCache) setToken(user, mech, secret string) {
+	c.mu.Lock()
+	c.m[fastKey(user)] = []byte(mech + " " + secret)
+	c.dirty = true
+	c.mu.Unlock()
+}
+
+func (c *scramCache) dropToken(user string) {
+	c.mu.Lock()
+	if _, ok := c.m[fastKey(user)]; ok {
+		delete(c.m, fastKey(user))
+		c.dirty = true
+	}
+	c.mu.Unlock()
+}
+
 // load reads a cache file written by save; a missing file is an empty cache.
 func (c *scramCache) load(path string) error {
 	b, err := os.ReadFile(path)
