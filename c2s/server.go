@@ -45,6 +45,9 @@ type Config struct {
 	// FastTokens keeps FAST tokens (XEP-0484): SASL2 clients may trade their
 	// password for a token and log in with it in one round trip. nil = no FAST.
 	FastTokens auth.FastStore
+	// FastTokenLifetime is how long a token works (0: auth.DefaultFastTTL).
+	// Tokens are rotated once a day old, or half their lifetime if shorter.
+	FastTokenLifetime time.Duration
 
 	Router Router
 	// Features lists extra <stream:features/> children offered once the

@@ -504,9 +504,11 @@ func (s *Session) authenticate(ctx context.Context, el *stanza.Element) (restart
 		if fast != nil || !auth.IsFastMechanism(mech) {
 			inv := fast.Get("invalidate")
 			cfg.Fast = &auth.FastConfig{
-				Store:      s.srv.cfg.FastTokens,
-				ClientID:   el.Child(stanza.NSSASL2, "user-agent").Get("id"),
-				Invalidate: inv == "true" || inv == "1",
+				Store:       s.srv.cfg.FastTokens,
+				ClientID:    el.Child(stanza.NSSASL2, "user-agent").Get("id"),
+				Invalidate:  inv == "true" || inv == "1",
+				TTL:         s.srv.cfg.FastTokenLifetime,
+				RotateAfter: min(auth.DefaultFastRotate, s.srv.cfg.FastTokenLifetime/2),
 			}
 		}
 	}

@@ -81,6 +81,7 @@ type C2SConfig struct {
 	AuthTimeout       Duration `toml:"auth_timeout"`        // from connect to a bound resource
 	MaxAuthFailures   int      `toml:"max_auth_failures"`   // failed SASL attempts before the stream is closed
 	QueueSize         int      `toml:"queue_size"`          // per-session outbound queue, in stanzas
+	FastTokenLifetime Duration `toml:"fast_token_lifetime"` // FAST tokens (XEP-0484) work this long; 0 disables FAST
 }
 
 // Duration is a time.Duration written in the config as a string ("30s").
@@ -117,6 +118,8 @@ const (
 	minQueueSize    = 8
 	maxQueueSize    = 65536
 	maxOffline      = 100000
+	minFastLifetime = time.Hour
+	maxFastLifetime = 365 * 24 * time.Hour
 )
 
 // DefaultConfig returns the configuration `xmppd serve` runs with when no
@@ -135,6 +138,7 @@ func DefaultConfig() Config {
 			AuthTimeout:       Duration(30 * time.Second),
 			MaxAuthFailures:   3,
 			QueueSize:         256,
+			FastTokenLifetime: Duration(21 * 24 * time.Hour),
 		},
 		S2S: S2SConfig{
 			Listen:         []string{":5269"},
@@ -396,6 +400,9 @@ func (c Config) Validate() error {
 		add("c2s.auth_timeout: %s is below the minimum %s", d, minAuthTimeout)
 	} else if d > maxAuthTimeout {
 		add("c2s.auth_timeout: %s is above the maximum %s", d, maxAuthTimeout)
+	}
+	if d := c.C2S.FastTokenLifetime.D(); d != 0 && (d < minFastLifetime || d > maxFastLifetime) {
+		add("c2s.fast_token_lifetime: %s is outside %s to %s (or \"0s\" to turn FAST off)", d, minFastLifetime, maxFastLifetime)
 	}
 	return joinProblems(errs)
 }

@@ -67,6 +67,11 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("got %+v", c.C2S)
 			}
 		}},
+		{"FAST off", "[c2s]\nfast_token_lifetime = \"0s\"", func(t *testing.T, c Config) {
+			if c.C2S.FastTokenLifetime != 0 {
+				t.Errorf("fast_token_lifetime = %v", c.C2S.FastTokenLifetime)
+			}
+		}},
 		{"duration", "[c2s]\nauth_timeout = \"1m30s\"", func(t *testing.T, c Config) {
 			if c.C2S.AuthTimeout.D() != 90*time.Second {
 				t.Errorf("auth_timeout = %v", c.C2S.AuthTimeout)
@@ -133,6 +138,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"stanza size too large", "[c2s]\nmax_stanza_size = 16777217", []string{"c2s.max_stanza_size: 16777217 is above the maximum 16777216"}},
 		{"preauth above max", "[c2s]\nmax_stanza_size = 10000\npreauth_stanza_size = 20000", []string{"c2s.preauth_stanza_size: 20000 is above the maximum 10000"}},
 		{"auth_timeout too short", "[c2s]\nauth_timeout = \"10ms\"", []string{"c2s.auth_timeout: 10ms is below the minimum 1s"}},
+		{"fast_token_lifetime too short", "[c2s]\nfast_token_lifetime = \"10m\"", []string{"c2s.fast_token_lifetime: 10m0s is outside 1h0m0s to 8760h0m0s"}},
 		{"negative queue", "[c2s]\nqueue_size = -1", []string{"c2s.queue_size: -1 is below the minimum 8"}},
 		{"max_auth_failures zero", "[c2s]\nmax_auth_failures = 0", []string{"c2s.max_auth_failures: 0 is below the minimum 1"}},
 		{"negative offline limit", "[offline]\nmax_messages = -1", []string{"offline.max_messages: -1 is below the minimum 0"}},

@@ -123,7 +123,7 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 	limits.MaxStanza = cfg.C2S.MaxStanzaSize
 	pre := limits
 	pre.MaxStanza = cfg.C2S.PreAuthStanzaSize
-	s.c2s = c2s.New(c2s.Config{
+	c2sCfg := c2s.Config{
 		Domains:         cfg.Domains,
 		TLS:             tlsCfg,
 		RequireTLS:      cfg.C2S.RequireTLS,
@@ -133,13 +133,16 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 		MaxAuthFailures: cfg.C2S.MaxAuthFailures,
 		QueueSize:       cfg.C2S.QueueSize,
 		Credentials:     db,
-		FastTokens:      db,
 		Throttle:        auth.NewThrottle(250*time.Millisecond, 5*time.Second),
 		Features:        host.StreamFeatures,
 		OnBound:         func(ctx context.Context, sess *c2s.Session) { host.SessionBound(ctx, sess) },
 		OnClosed:        func(ctx context.Context, sess *c2s.Session) { host.SessionClosed(ctx, sess) },
 		Logger:          log.With("component", "c2s"),
-	})
+	}
+	if d := cfg.C2S.FastTokenLifetime.D(); d > 0 {
+		c2sCfg.FastTokens, c2sCfg.FastTokenLifetime = db, d
+	}
+	s.c2s = c2s.New(c2sCfg)
 	roots, err := peerRoots(cfg.S2S.CAFile)
 	if err != nil {
 		return nil, err
