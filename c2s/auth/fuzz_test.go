@@ -1,10 +1,15 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/xmppd/xmppd/storage"
 )
 
 // FuzzServerStep feeds arbitrary client messages to every mechanism over a
@@ -56,6 +61,53 @@ func FuzzServerStep(f *testing.F) {
 					}
 					break
 				}
+			}
+		}
+	})
+}
+
+// FuzzFastStep feeds arbitrary messages to the HT-SHA-256-* mechanisms
+// against a real database holding one token. The server must never panic,
+// must only return *Failure errors, and may only succeed for a message that
+// carries the token's proof.
+func FuzzFastStep(f *testing.F) {
+	db, err := storage.Open(filepath.Join(f.TempDir(), "x.db"), storage.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { db.Close() })
+	creds := testStore(f).users["alice@"+testDomain]
+	if err := db.CreateUser(context.Background(), testDomain, "alice", creds); err != nil {
+		f.Fatal(err)
+	}
+	err = db.UpdateFastTokens(context.Background(), testDomain, "alice", "c1", creds.Tag(), func(t *storage.FastTokens) {
+		t.Next = &storage.FastToken{Secret: "sekrit", Mechanism: mechHTNone, Expires: 1 << 40}
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	p := newTLSPair(f, tls.VersionTLS13)
+	good := append([]byte("alice\x00"), htProof("sekrit", "Initiator", nil)...)
+	for _, s := range []string{"", "\x00", "alice", "alice\x00", "\x00\x00\x00", "ALICE\x00x", "\xff\x00" + strings.Repeat("a", 32), string(good)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, msg string) {
+		for _, mech := range FastMechanisms(&p.server, p.certDER) {
+			cfg := p.config(db, true)
+			cfg.Fast = &FastConfig{Store: db, ClientID: "c1"}
+			srv, err := NewServer(context.Background(), mech, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, done, err := srv.Step([]byte(msg))
+			if err != nil {
+				if f, ok := errors.AsType[*Failure](err); !ok || f.Condition == "" {
+					t.Fatalf("%s: non-Failure error %T %v", mech, err, err)
+				}
+				continue
+			}
+			if done && (mech != mechHTNone || !bytes.HasSuffix([]byte(msg), good[len("alice\x00"):])) {
+				t.Fatalf("%s: success for %q", mech, msg)
 			}
 		}
 	})
