@@ -1,6 +1,6 @@
 // Package auth is the server side of SASL for client-to-server streams:
-// SCRAM-SHA-1, SCRAM-SHA-256, their -PLUS (channel binding) variants, and
-// PLAIN.
+// SCRAM-SHA-1, SCRAM-SHA-256, their -PLUS (channel binding) variants,
+// PLAIN, and FAST's token mechanisms HT-SHA-256-* (fast.go).
 //
 // mellium.im/sasl supplies the Mechanism/Negotiator framework and the PLAIN
 // message parsing. Its SCRAM server is not used: it needs the SaltedPassword
@@ -145,8 +145,10 @@ type Server struct {
 	pending   *Failure // set by the PLAIN permissions callback
 	username  string
 	attempted string // the normalised localpart the client tried, for per-account throttling
-	// credsTag is the tag of the credentials the client proved (storage.Credentials.Tag),
-	// for the FAST token it may ask for (fast.go).
+	// The credentials the client proved, for a FAST token it may ask for
+	// (fast.go): the account's record after a password login (its tag is
+	// computed only if a token is issued), the token's tag after a token login.
+	creds    *storage.Credentials
 	credsTag []byte
 	ht       *htServer // set for the HT-* mechanisms (fast.go)
 }
@@ -320,7 +322,7 @@ func (s *Server) lookup(local string) (creds storage.Credentials, known bool, f 
 	case err != nil:
 		return storage.Credentials{}, false, failure("temporary-auth-failure", "")
 	}
-	s.credsTag = creds.Tag()
+	s.creds = &creds
 	return creds, true, nil
 }
 

@@ -193,7 +193,7 @@ func htProof(secret, who string, cb []byte) []byte {
 // writes nothing.
 func (s *Server) FinishFast(requested string) (*storage.FastToken, error) {
 	f := s.cfg.Fast
-	if f == nil || !s.done || f.ClientID == "" || s.credsTag == nil {
+	if f == nil || !s.done || f.ClientID == "" || (s.credsTag == nil && s.creds == nil) {
 		return nil, nil
 	}
 	now := f.now()
@@ -222,7 +222,11 @@ func (s *Server) FinishFast(requested string) (*storage.FastToken, error) {
 	if issued == nil && used == "" {
 		return nil, nil
 	}
-	err := f.Store.UpdateFastTokens(s.ctx, s.cfg.Domain, s.username, f.ClientID, s.credsTag, func(t *storage.FastTokens) {
+	tag := s.credsTag
+	if tag == nil {
+		tag = s.creds.Tag()
+	}
+	err := f.Store.UpdateFastTokens(s.ctx, s.cfg.Domain, s.username, f.ClientID, tag, func(t *storage.FastTokens) {
 		// Only what this login decided is set here: the change may run twice.
 		if used != "" {
 			isUsed := func(x *storage.FastToken) bool { return x != nil && x.Secret == used }
