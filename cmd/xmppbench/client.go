@@ -382,7 +382,7 @@ func (c *client) auth(d *dialer, feat *stanza.Element, password string) (after *
 			if ns == stanza.NSSASL {
 				return nil, false, nil // the stream restarts
 			}
-			return c.sasl2Success(d, el, requestToken)
+			return c.sasl2Success(el, requestToken)
 		default:
 			return nil, false, fmt.Errorf("sasl: unexpected <%s/>", el.Local)
 		}
@@ -450,20 +450,20 @@ func (c *client) tokenAuth(mech, secret string, bind2 bool) (*stanza.Element, bo
 	}
 	c.d.mechUsed.LoadOrStore(mech+" (SASL2, FAST, Bind 2)", struct{}{})
 	c.d.fastLogins.Add(1)
-	return c.sasl2Success(c.d, el, mech)
+	return c.sasl2Success(el, mech)
 }
 
 // sasl2Success reads what follows a SASL2 <success/>: the bound JID, a FAST
 // token (for the mechanism asked for, or a rotated one for the mechanism
 // used) and the features of the authenticated stream.
-func (c *client) sasl2Success(d *dialer, el *stanza.Element, tokenMech string) (*stanza.Element, bool, error) {
+func (c *client) sasl2Success(el *stanza.Element, tokenMech string) (*stanza.Element, bool, error) {
 	bound := false
 	if el.Child(stanza.NSBind2, "bound") != nil {
 		c.full = strings.TrimSpace(el.Child(stanza.NSSASL2, "authorization-identifier").Text())
 		bound = true
 	}
 	if t := el.Child(stanza.NSFast, "token").Get("token"); t != "" && tokenMech != "" {
-		d.cache.setToken(c.local, tokenMech, t)
+		c.d.cache.setToken(c.local, tokenMech, t)
 	}
 	// XEP-0388: the authenticated stream's features follow, no restart.
 	after, err := c.expect("features after SASL2")
