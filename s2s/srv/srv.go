@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -35,6 +36,9 @@ type Resolver struct {
 	// Timeout bounds one lookup (default 5s).
 	Timeout time.Duration
 
+	// Targets may be called from many goroutines at once (every outgoing
+	// stream resolves its domain), so the lazily built resolver is made once.
+	once   sync.Once
 	lookup *net.Resolver
 }
 
@@ -42,19 +46,20 @@ type Resolver struct {
 // it offers no XMPP server service (RFC 6120 §3.2.1 step 4).
 var ErrNotSupported = errors.New("the domain offers no XMPP server service")
 
+// resolver returns the net.Resolver for DNSServer, built on first use; the
+// fields are read then, so they must be set before the first lookup.
 func (r *Resolver) resolver() *net.Resolver {
-	if r.lookup != nil {
-		return r.lookup
-	}
-	if r.DNSServer == "" {
-		r.lookup = net.DefaultResolver
-		return r.lookup
-	}
-	server := r.DNSServer
-	r.lookup = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, server)
-	}}
+	r.once.Do(func() {
+		if r.DNSServer == "" {
+			r.lookup = net.DefaultResolver
+			return
+		}
+		server := r.DNSServer
+		r.lookup = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, server)
+		}}
+	})
 	return r.lookup
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/net/dns/dnsmessage"
@@ -128,5 +129,35 @@ func TestTargets(t *testing.T) {
 	}
 	if _, err := r.Targets(context.Background(), "nxdomain.test"); err == nil {
 		t.Fatal("a domain with no records and no address resolved")
+	}
+}
+
+// TestTargetsConcurrent: outgoing streams resolve their domains at the same
+// time on one shared Resolver; the lazily built net.Resolver must be made once
+// (a data race under -race before it was).
+func TestTargetsConcurrent(t *testing.T) {
+	dns := serveDNS(t, zone{a: map[string][4]byte{"a.test.": {127, 0, 0, 2}}})
+	r := &Resolver{DNSServer: dns}
+	const n = 8
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	made := make([]*net.Resolver, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			made[i] = r.resolver()
+			_, errs[i] = r.Targets(context.Background(), "a.test")
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("lookup %d: %v", i, errs[i])
+		}
+		if made[i] != made[0] {
+			t.Fatalf("lookup %d got another net.Resolver: built more than once", i)
+		}
 	}
 }
