@@ -1,6 +1,7 @@
 package s2s
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -297,6 +298,20 @@ func (c *raw) expectStreamError(cond string) {
 	}
 }
 
+// expectClose reads the end of the stream: </stream:stream> with nothing
+// before it, in particular no <stream:error/>.
+func (c *raw) expectClose() {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	el, err := c.dec.Next()
+	if err == nil {
+		c.t.Fatalf("got %s, want </stream:stream>", el)
+	}
+	if !errors.Is(err, stanza.ErrStreamClosed) {
+		c.t.Fatalf("%v, want </stream:stream>", err)
+	}
+}
+
 func (c *raw) startTLS(cert *tls.Certificate) {
 	c.t.Helper()
 	cfg := &tls.Config{InsecureSkipVerify: true}
@@ -346,6 +361,55 @@ func hasMechanism(f *stanza.Element, name string) bool {
 		}
 	}
 	return false
+}
+
+// logBuf is a server's log as text, for tests of what is logged.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// captureLog makes cfg log (everything, as text) into the returned logBuf.
+func captureLog(cfg *Config) *logBuf {
+	l := &logBuf{}
+	cfg.Logger = slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return l
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// lines returns the lines logged so far that contain every one of parts.
+func (l *logBuf) lines(parts ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for line := range strings.Lines(l.b.String()) {
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(line, p)
+		}
+		if ok {
+			out = append(out, strings.TrimSuffix(line, "\n"))
+		}
+	}
+	return out
+}
+
+// expectLine fails unless exactly one line logged so far contains every one of parts.
+func (l *logBuf) expectLine(t testing.TB, parts ...string) string {
+	t.Helper()
+	got := l.lines(parts...)
+	if len(got) != 1 {
+		l.mu.Lock()
+		all := l.b.String()
+		l.mu.Unlock()
+		t.Fatalf("%d log lines with %q, want 1; the log:\n%s", len(got), parts, all)
+	}
+	return got[0]
 }
 
 func waitFor(t testing.TB, what string, cond func() bool) {

@@ -178,6 +178,10 @@ func (in *inbound) appendFeatures(b []byte) []byte {
 // element handles one top-level element from the peer.
 func (in *inbound) element(el *stanza.Element) (restart bool, err error) {
 	switch {
+	case el.Is(stanza.NSStream, "error"):
+		// Before anything else: a peer may give up at any stage, even before TLS.
+		in.peerStreamError(el)
+		return false, errPeerStreamError
 	case el.Is(stanza.NSTLS, "starttls"):
 		if in.secure || in.srv.cfg.TLS == nil {
 			in.writeRaw([]byte("<failure xmlns='" + stanza.NSTLS + "'/>"))

@@ -126,7 +126,10 @@ func (o *outbound) next() (*stanza.Element, error) {
 	}
 	o.touch()
 	if el.Is(stanza.NSStream, "error") {
-		return nil, refused("the peer closed the stream with <%s/>", firstLocal(el))
+		// Logged here, with the peer's text; tryTarget closes our side
+		// without an error of ours, as for any refusal.
+		cond, _ := o.peerStreamError(el)
+		return nil, refused("the peer closed the stream with <%s/>", cond)
 	}
 	return el, nil
 }
@@ -361,8 +364,8 @@ func (o *outbound) run() error {
 		}
 		switch {
 		case el.Is(stanza.NSStream, "error"):
-			o.log.Info("the peer sent a stream error", "condition", firstLocal(el))
-			return nil
+			o.peerStreamError(el)
+			return errPeerStreamError
 		case el.Is(nsDialback, "verify"):
 			if err := o.answerVerify(el); err != nil {
 				return err

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"testing"
@@ -316,9 +315,15 @@ func TestQueueBound(t *testing.T) {
 // authedRaw is a raw peer c.test authenticated to d by SASL EXTERNAL.
 func authedRaw(t *testing.T) (*testServer, *raw) {
 	t.Helper()
+	return authedRawWith(t, nil)
+}
+
+// authedRawWith is authedRaw with d's Config edited.
+func authedRawWith(t *testing.T, edit func(*Config)) (*testServer, *raw) {
+	t.Helper()
 	ca := newCA(t)
 	res := &staticResolver{}
-	d := startServer(t, res, "d.test", issue(t, ca, "d.test"), ca.pool, nil)
+	d := startServer(t, res, "d.test", issue(t, ca, "d.test"), ca.pool, edit)
 	cert := issue(t, ca, "c.test")
 	w := dialRaw(t, d.addr)
 	f := w.openTLS("c.test", "d.test", &cert)
@@ -476,20 +481,47 @@ func TestSendRefuses(t *testing.T) {
 func TestOriginatingWire(t *testing.T) {
 	res := &staticResolver{}
 	c := startServer(t, res, "c.test", issue(t, nil, "c.test"), x509.NewCertPool(), nil)
+	ln := listenRaw(t, res, "d.test")
+	c.Send(ctx, "d.test", message("alice@c.test/x", "bob@d.test", "over the wire"))
+	w := acceptOriginating(t, c, ln)
+	el := w.next()
+	if !el.Is(stanza.NSServer, "message") || el.Get("from") != "alice@c.test/x" || el.Child(stanza.NSServer, "body").Text() != "over the wire" {
+		t.Fatalf("got %s, want the message in jabber:server", el)
+	}
+	w.send(`</stream:stream>`)
+	w.expectClose()
+}
+
+// listenRaw is a raw receiving server for domain, registered in res.
+func listenRaw(t *testing.T, res *staticResolver, domain string) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	res.set("d.test", ln.Addr(), false)
-	c.Send(ctx, "d.test", message("alice@c.test/x", "bob@d.test", "over the wire"))
+	t.Cleanup(func() { ln.Close() })
+	res.set(domain, ln.Addr(), false)
+	return ln
+}
 
+// acceptRaw takes the next connection on ln as a raw peer.
+func acceptRaw(t *testing.T, ln net.Listener) *raw {
+	t.Helper()
 	conn, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	w := &raw{t: t, conn: conn, dec: stanza.NewDecoder(conn, stanza.Limits{MaxStanza: 1 << 20, MaxDepth: 64, MaxAttrs: 64, MaxHeader: 8192})}
+	return &raw{t: t, conn: conn, dec: stanza.NewDecoder(conn, stanza.Limits{MaxStanza: 1 << 20, MaxDepth: 64, MaxAttrs: 64, MaxHeader: 8192})}
+}
+
+// acceptOriginating takes the stream c opens to the raw server d.test on ln
+// and runs it through STARTTLS and dialback, checking each of c's steps, up
+// to d.test's <db:result type='valid'/>.
+func acceptOriginating(t *testing.T, c *testServer, ln net.Listener) *raw {
+	t.Helper()
+	w := acceptRaw(t, ln)
+	conn := w.conn
 	h := w.header()
 	if h.NS != stanza.NSServer || h.From != "c.test" || h.To != "d.test" || h.Version != "1.0" || !declares(h, nsDialback) {
 		t.Fatalf("header %+v", h)
@@ -522,13 +554,5 @@ func TestOriginatingWire(t *testing.T) {
 		t.Fatalf("got %s, want <db:result from='c.test' to='d.test'>%s</db:result>", el, want)
 	}
 	w.send(`<db:result from='d.test' to='c.test' type='valid'/>`)
-	el = w.next()
-	if !el.Is(stanza.NSServer, "message") || el.Get("from") != "alice@c.test/x" || el.Child(stanza.NSServer, "body").Text() != "over the wire" {
-		t.Fatalf("got %s, want the message in jabber:server", el)
-	}
-	w.send(`</stream:stream>`)
-	w.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := w.dec.Next(); !errors.Is(err, stanza.ErrStreamClosed) {
-		t.Fatalf("after our close: %v, want </stream:stream>", err)
-	}
+	return w
 }

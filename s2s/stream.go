@@ -6,9 +6,11 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/xmppd/xmppd/stanza"
 	// Renamed: this package's own type is called stream.
@@ -141,6 +143,18 @@ func (st *stream) anyAuthed() bool {
 	return len(st.authed) > 0
 }
 
+// authedDomains lists the peer domains this stream authenticated, sorted, for logs.
+func (st *stream) authedDomains() []string {
+	st.amu.Lock()
+	defer st.amu.Unlock()
+	ds := make([]string, 0, len(st.authed))
+	for d := range st.authed {
+		ds = append(ds, d)
+	}
+	slices.Sort(ds)
+	return ds
+}
+
 func (st *stream) setAuthed(domain string) {
 	st.amu.Lock()
 	st.authed[domain] = true
@@ -197,6 +211,54 @@ func (st *stream) setConn(c net.Conn) {
 
 func (st *stream) netConn() net.Conn { return st.out.NetConn() }
 
+// errPeerStreamError ends a read loop when the peer sent <stream:error/>:
+// the stream is over (RFC 6120 §4.9.1.1), and answering the peer's error with
+// one of ours would only be noise, so our side closes with </stream:stream>.
+var errPeerStreamError = errors.New("s2s: the peer sent a stream error")
+
+// peerStreamError logs a <stream:error/> the peer sent. At warn level: the
+// peer gave up on us, and its reason usually names a problem on our side
+// (our certificate, our dialback answers, a policy) that an operator can fix.
+func (st *stream) peerStreamError(el *stanza.Element) (cond, text string) {
+	cond, text = streamErrorOf(el)
+	st.log.Warn("the peer closed the stream with a stream error",
+		"condition", cond, "text", text, "peer", st.remote, "authenticated", st.authedDomains())
+	return cond, text
+}
+
+// maxLoggedText bounds what we log of a text a peer chose.
+const maxLoggedText = 256
+
+// streamErrorOf reads the defined condition and the <text/> of a
+// <stream:error/> (RFC 6120 §4.9.2), the text cut to maxLoggedText bytes.
+func streamErrorOf(el *stanza.Element) (cond, text string) {
+	for _, c := range el.Children() {
+		if c.Space != stanza.NSStreams {
+			continue
+		}
+		if c.Local == "text" {
+			text = truncate(c.Text(), maxLoggedText)
+		} else if cond == "" {
+			cond = c.Local
+		}
+	}
+	if cond == "" {
+		cond = "undefined-condition"
+	}
+	return cond, text
+}
+
+// truncate cuts s to at most n bytes, on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
 // endWith turns the reason the read loop ended into the right close, like
 // c2s: a stream error is sent, the peer's </stream:stream> answered, a
 // read timeout before authentication is connection-timeout, and a broken
@@ -210,7 +272,7 @@ func (st *stream) endWith(err error) {
 	case errors.As(err, &se):
 		st.log.Debug("stream error", "condition", se.Condition, "text", se.Text, "remote_domain", st.remote)
 		st.CloseWithError(se)
-	case errors.Is(err, stanza.ErrStreamClosed):
+	case errors.Is(err, stanza.ErrStreamClosed), errors.Is(err, errPeerStreamError):
 		st.CloseWithError(nil)
 	case errors.As(err, &ne) && ne.Timeout() && !st.isClosing():
 		st.CloseWithError(&stanza.StreamError{Condition: "connection-timeout"})
