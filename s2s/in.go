@@ -431,7 +431,29 @@ func (st *stream) checkAddresses(el *stanza.Element) error {
 		return &stanza.StreamError{Condition: "host-unknown", Text: "this server does not serve " + to.Domainpart()}
 	}
 	if !st.isAuthed(from.Domainpart()) {
+		st.warnForged(fromAttr)
 		return &stanza.StreamError{Condition: "invalid-from", Text: "this stream is not authenticated for " + from.Domainpart()}
 	}
 	return nil
+}
+
+// forgedLogInterval is how often one peer address may cause a warning about
+// a forged stanza.
+const forgedLogInterval = 5 * time.Second
+
+// warnForged logs a stanza whose 'from' the stream did not authenticate. At
+// warn level: it is an impersonation attempt or a peer's misconfiguration
+// (a domain it serves but never authenticated), either worth an operator's
+// look. The stream ends with invalid-from, but a peer can reconnect and do
+// it again at will, so the lines are limited per peer address.
+func (st *stream) warnForged(claimed string) {
+	ok, suppressed := st.srv.forgedLog.allow(st.peerIP, time.Now())
+	if !ok {
+		return
+	}
+	args := []any{"claimed_from", truncate(claimed, maxLoggedText), "authenticated", st.authedDomains()}
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
+	st.log.Warn("refused a stanza from a domain the stream did not authenticate", args...)
 }

@@ -324,7 +324,12 @@ func authedRawWith(t *testing.T, edit func(*Config)) (*testServer, *raw) {
 	ca := newCA(t)
 	res := &staticResolver{}
 	d := startServer(t, res, "d.test", issue(t, ca, "d.test"), ca.pool, edit)
-	cert := issue(t, ca, "c.test")
+	return d, externalRaw(t, d, issue(t, ca, "c.test"))
+}
+
+// externalRaw is a raw peer c.test authenticated to d by SASL EXTERNAL with cert.
+func externalRaw(t *testing.T, d *testServer, cert tls.Certificate) *raw {
+	t.Helper()
 	w := dialRaw(t, d.addr)
 	f := w.openTLS("c.test", "d.test", &cert)
 	if !hasMechanism(f, "EXTERNAL") {
@@ -339,7 +344,7 @@ func authedRawWith(t *testing.T, edit func(*Config)) (*testServer, *raw) {
 	if f := w.next(); !f.Is(stanza.NSStream, "features") || len(f.Children()) != 0 {
 		t.Fatalf("got %s, want empty <stream:features/>", f)
 	}
-	return d, w
+	return w
 }
 
 // TestRefusals: what an authenticated peer may not send (RFC 6120 §4.9.3).

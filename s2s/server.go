@@ -84,6 +84,9 @@ type Server struct {
 
 	open xmppstream.Listeners[*stream] // listeners, open streams, and the goroutines Shutdown waits for
 
+	// forgedLog limits the warnings about forged stanzas, per peer address.
+	forgedLog logLimiter
+
 	// Counters, for tests and later for metrics.
 	dialed    atomic.Int64 // outbound stream attempts (per target tried)
 	accepted  atomic.Int64 // inbound connections
@@ -144,6 +147,7 @@ func New(cfg Config) *Server {
 		secret:  cfg.DialbackSecret,
 		routes:  map[routeKey]*route{},
 	}
+	s.forgedLog.every = forgedLogInterval
 	if len(s.secret) == 0 {
 		s.secret = make([]byte, 32)
 		rand.Read(s.secret)

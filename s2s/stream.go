@@ -27,6 +27,9 @@ type stream struct {
 	dir string // "in" or "out", for logs
 	log *slog.Logger
 	dec *stanza.Decoder
+	// peerIP is the peer's address without the port: what limits the
+	// warnings a peer can provoke, across its connections.
+	peerIP string
 
 	// local is our domain on this stream (the 'to' of an inbound header, the
 	// 'from' of an outbound one); remote the peer's domain as claimed or dialed.
@@ -70,7 +73,12 @@ func newStream(srv *Server, conn net.Conn, dir string, limits stanza.Limits) *st
 		WriteFailed: func(err error) { st.log.Debug("write failed", "err", err) },
 		OnClose:     st.stopIdle,
 	})
-	st.log = srv.log.With("direction", dir, "addr", conn.RemoteAddr().String())
+	addr := conn.RemoteAddr().String()
+	st.log = srv.log.With("direction", dir, "addr", addr)
+	st.peerIP = addr
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		st.peerIP = host
+	}
 	st.touch()
 	return st
 }
