@@ -93,7 +93,7 @@ type PresenceSource interface {
 // Module is the roster module. Make it with New.
 type Module struct {
 	h        *xeps.Host
-	kv       *storage.KeyValue
+	kv       xeps.KeyValue
 	presence PresenceSource
 
 	interest xeps.Interest // the resources that did a roster get (xeps.Host.SetInterested)
@@ -200,7 +200,7 @@ func parseElement(s string) *stanza.Element {
 	return el
 }
 
-func getVer(t *storage.Txn, user stanza.JID) uint64 {
+func getVer(t xeps.Txn, user stanza.JID) uint64 {
 	if b := t.Get(verKey(user)); len(b) == 8 {
 		return binary.BigEndian.Uint64(b)
 	}
@@ -208,7 +208,7 @@ func getVer(t *storage.Txn, user stanza.JID) uint64 {
 }
 
 // bumpVer increments the user's roster version inside t and returns it.
-func bumpVer(t *storage.Txn, user stanza.JID) (string, error) {
+func bumpVer(t xeps.Txn, user stanza.JID) (string, error) {
 	v := getVer(t, user) + 1
 	if err := t.Put(verKey(user), binary.BigEndian.AppendUint64(nil, v)); err != nil {
 		return "", err
@@ -216,7 +216,7 @@ func bumpVer(t *storage.Txn, user stanza.JID) (string, error) {
 	return strconv.FormatUint(v, 10), nil
 }
 
-func putItem(t *storage.Txn, user stanza.JID, it *Item) error {
+func putItem(t xeps.Txn, user stanza.JID, it *Item) error {
 	if !it.Listed && it.State == (State{}) {
 		return t.Delete(itemKey(user, it.JID))
 	}
@@ -227,7 +227,7 @@ func putItem(t *storage.Txn, user stanza.JID, it *Item) error {
 	return t.Put(itemKey(user, it.JID), b)
 }
 
-func getItem(t *storage.Txn, user, contact stanza.JID) (*Item, error) {
+func getItem(t xeps.Txn, user, contact stanza.JID) (*Item, error) {
 	b := t.Get(itemKey(user, contact))
 	if b == nil {
 		return nil, nil
@@ -326,7 +326,7 @@ func (m *Module) change(ctx context.Context, user, contact stanza.JID, fn func(i
 	mu := m.writer(user)
 	mu.Lock()
 	defer mu.Unlock()
-	err := m.kv.Update(ctx, func(t *storage.Txn) error {
+	err := m.kv.Update(ctx, func(t xeps.Txn) error {
 		it, err := getItem(t, user, contact)
 		if err != nil {
 			return err
@@ -591,7 +591,7 @@ func (m *Module) remove(ctx context.Context, user, contact stanza.JID) error {
 	var ver string
 	mu := m.writer(user)
 	mu.Lock()
-	err := m.kv.Update(ctx, func(t *storage.Txn) error {
+	err := m.kv.Update(ctx, func(t xeps.Txn) error {
 		it, err := getItem(t, user, contact)
 		if err != nil {
 			return err

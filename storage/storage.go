@@ -1,5 +1,7 @@
 // Package storage is xmppd's persistent state: one bbolt file holding
-// accounts (SCRAM credentials only) and named key/value stores for modules.
+// accounts (SCRAM credentials only) and the named stores modules use
+// (KeyValue, Queue, Log). stores.go declares the interfaces; the bbolt DB
+// implements them, and later backends implement the same ones.
 //
 // Callers pass already-normalised identifiers (PRECIS UsernameCaseMapped
 // localparts, lowercase domains); this package only stores bytes and does
@@ -330,7 +332,7 @@ func accountKey(domain, local string) ([]byte, error) {
 }
 
 // UserKeyPrefix returns the prefix under which modules should store per-user
-// keys in a KeyValue store: the bare JID followed by a NUL byte. DeleteUser
+// keys in a KeyValue store (and the one Queue and Log keys start with): the bare JID followed by a NUL byte. DeleteUser
 // removes, in every KeyValue store, the key equal to the bare JID and every
 // key starting with the bare JID followed by NUL or "/" (a full JID). The
 // separator matters: a plain prefix match on "a@example.com" would also
@@ -400,8 +402,8 @@ func (db *DB) SetCredentials(ctx context.Context, domain, local string, c Creden
 }
 
 // DeleteUser removes the account and, in the same transaction, the user's
-// data in every KeyValue store and Archive: the key equal to the bare JID and keys
-// starting with the bare JID followed by NUL (UserKeyPrefix) or "/".
+// data in every KeyValue, Queue and Log: the key equal to the bare JID and
+// keys starting with the bare JID followed by NUL (UserKeyPrefix) or "/".
 // Data keyed differently (e.g. by another user's JID) is not touched.
 func (db *DB) DeleteUser(ctx context.Context, domain, local string) error {
 	key, err := accountKey(domain, local)
@@ -417,7 +419,8 @@ func (db *DB) DeleteUser(ctx context.Context, domain, local string) error {
 			return err
 		}
 		return tx.ForEach(func(name []byte, kb *bolt.Bucket) error {
-			if !bytes.HasPrefix(name, []byte(kvPrefix)) && !bytes.HasPrefix(name, []byte(archivePrefix)) {
+			if !bytes.HasPrefix(name, []byte(kvPrefix)) && !bytes.HasPrefix(name, []byte(archivePrefix)) &&
+				!bytes.HasPrefix(name, []byte(logPrefix)) {
 				return nil
 			}
 			return deleteUserKeys(kb, key)
@@ -474,6 +477,18 @@ func (db *DB) UserCredentials(ctx context.Context, domain, local string) (Creden
 	return c, nil
 }
 
+// UserExists reports whether the account exists.
+func (db *DB) UserExists(ctx context.Context, domain, local string) (bool, error) {
+	_, err := db.UserCredentials(ctx, domain, local)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNoSuchUser):
+		return false, nil
+	}
+	return false, err
+}
+
 // ListUsers returns the sorted bare JIDs of all accounts in domain, or of
 // every domain when domain is "".
 func (db *DB) ListUsers(ctx context.Context, domain string) ([]string, error) {
@@ -495,70 +510,4 @@ func (db *DB) ListUsers(ctx context.Context, domain string) ([]string, error) {
 	// documented contract independent of the key encoding.
 	sort.Strings(users)
 	return users, nil
-}
-
-// KeyValue is a named store for modules, kept in bucket "kv:<name>".
-// Keys are opaque bytes; see UserKeyPrefix for per-user keys.
-type KeyValue struct {
-	db     *DB
-	bucket []byte
-}
-
-// KeyValue returns the store called name. The bucket is created on first Put.
-func (db *DB) KeyValue(name string) *KeyValue {
-	return &KeyValue{db: db, bucket: []byte(kvPrefix + name)}
-}
-
-// Get returns a copy of the value for key, or (nil, nil) when absent.
-func (kv *KeyValue) Get(ctx context.Context, key []byte) ([]byte, error) {
-	var out []byte
-	err := kv.db.view(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(kv.bucket)
-		if b == nil {
-			return nil
-		}
-		if v := b.Get(key); v != nil {
-			// bbolt values point into the mmap and are only valid inside
-			// the transaction.
-			out = append([]byte{}, v...)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("storage: %s get: %w", kv.bucket, err)
-	}
-	return out, nil
-}
-
-// Put stores value under key.
-func (kv *KeyValue) Put(ctx context.Context, key, value []byte) error {
-	if len(key) == 0 {
-		return fmt.Errorf("storage: %s put: empty key", kv.bucket)
-	}
-	err := kv.db.update(ctx, func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(kv.bucket)
-		if err != nil {
-			return err
-		}
-		return b.Put(key, value)
-	})
-	if err != nil {
-		return fmt.Errorf("storage: %s put: %w", kv.bucket, err)
-	}
-	return nil
-}
-
-// Delete removes key; deleting an absent key is not an error.
-func (kv *KeyValue) Delete(ctx context.Context, key []byte) error {
-	err := kv.db.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(kv.bucket)
-		if b == nil {
-			return nil
-		}
-		return b.Delete(key)
-	})
-	if err != nil {
-		return fmt.Errorf("storage: %s delete: %w", kv.bucket, err)
-	}
-	return nil
 }

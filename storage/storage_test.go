@@ -245,7 +245,7 @@ func TestKeyValueAndDeleteUser(t *testing.T) {
 		{"b@example.com\x00contact", false},
 		{"aa@example.com", false},
 	}
-	for _, store := range []*KeyValue{roster, other} {
+	for _, store := range []KeyValue{roster, other} {
 		for _, k := range keys {
 			if err := store.Put(ctx, []byte(k.key), []byte("v:"+k.key)); err != nil {
 				t.Fatal(err)
@@ -267,14 +267,14 @@ func TestKeyValueAndDeleteUser(t *testing.T) {
 	if err := db.DeleteUser(ctx, "example.com", "a"); err != nil {
 		t.Fatal(err)
 	}
-	for _, store := range []*KeyValue{roster, other} {
+	for _, store := range []KeyValue{roster, other} {
 		for _, k := range keys {
 			v, err := store.Get(ctx, []byte(k.key))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if gone := v == nil; gone != k.deleted {
-				t.Errorf("%s %q: deleted=%v, want %v", store.bucket, k.key, gone, k.deleted)
+				t.Errorf("%s %q: deleted=%v, want %v", store.(*boltKV).bucket, k.key, gone, k.deleted)
 			}
 		}
 	}

@@ -1,230 +1,265 @@
 package storage
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
-
-	bolt "go.etcd.io/bbolt"
+	"time"
 )
 
-// UserExists reports whether the account exists.
-func (db *DB) UserExists(ctx context.Context, domain, local string) (bool, error) {
-	_, err := db.UserCredentials(ctx, domain, local)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, ErrNoSuchUser):
-		return false, nil
+// The stores, one interface per kind of data. They are what modules and the
+// rest of the server see (xeps re-exports them for modules, which may not
+// import this package); the bbolt DB implements them now, and a later
+// backend (PostgreSQL through pgx) implements the same interfaces, checked by
+// the contract tests in storage/storetest. So: a context on every call, no
+// bbolt type in any signature, and failures a caller must tell apart as the
+// sentinel errors below, wrapped with %w (test them with errors.Is).
+
+var (
+	// ErrNotFound: the record asked for does not exist (Log.Get).
+	ErrNotFound = errors.New("not found")
+	// ErrFull: a bounded store is at its limit (Queue.Append); nothing
+	// stored is dropped to make room.
+	ErrFull = errors.New("store full")
+	// ErrArchiveFull is the old name of ErrFull.
+	//
+	// Deprecated: use ErrFull.
+	ErrArchiveFull = ErrFull
+)
+
+// Backend is all the stores of one database: what the server opens at
+// start and hands out. *DB (bbolt) implements it.
+type Backend interface {
+	Accounts
+	FastStore
+	// KeyValue returns the key/value store called name.
+	KeyValue(name string) KeyValue
+	// Queue returns the per-user queue called name.
+	Queue(name string) Queue
+	// Log returns the append-only log called name.
+	Log(name string) Log
+	// Close releases the database.
+	Close() error
+}
+
+// Accounts are the server's user accounts with their SCRAM credentials
+// (never a password). Domains and localparts are passed already normalised.
+type Accounts interface {
+	// CreateUser adds an account; ErrUserExists if it exists.
+	CreateUser(ctx context.Context, domain, local string, c Credentials) error
+	// SetCredentials replaces an account's credentials (a password
+	// change); ErrNoSuchUser if there is no such account.
+	SetCredentials(ctx context.Context, domain, local string, c Credentials) error
+	// DeleteUser removes the account and, in the same transaction, its
+	// data in every KeyValue, Queue and Log of the backend (see
+	// UserKeyPrefix); ErrNoSuchUser if there is no such account.
+	DeleteUser(ctx context.Context, domain, local string) error
+	// UserCredentials returns an account's credentials; ErrNoSuchUser if
+	// there is no such account.
+	UserCredentials(ctx context.Context, domain, local string) (Credentials, error)
+	// UserExists reports whether the account exists.
+	UserExists(ctx context.Context, domain, local string) (bool, error)
+	// ListUsers returns the sorted bare JIDs of the accounts in domain, or
+	// of every domain when domain is "".
+	ListUsers(ctx context.Context, domain string) ([]string, error)
+}
+
+// FastStore keeps the FAST tokens (XEP-0484) issued per account and client;
+// see DB.FastTokens and DB.UpdateFastTokens for the contract.
+type FastStore interface {
+	FastTokens(ctx context.Context, domain, local, clientID string) (FastTokens, error)
+	UpdateFastTokens(ctx context.Context, domain, local, clientID string, creds []byte, change func(*FastTokens)) error
+}
+
+// KeyValue is a named store of opaque keys and values, for a module's
+// records (a roster item, a vCard, a blocklist). Per-user keys start with
+// the user's bare JID (UserKeyPrefix) so that DeleteUser removes them.
+// Values handed out are copies the caller may keep.
+type KeyValue interface {
+	// Get returns the value for key, or nil and no error when there is none.
+	Get(ctx context.Context, key []byte) ([]byte, error)
+	// Put stores value under key, durably before it returns. An empty key
+	// is an error.
+	Put(ctx context.Context, key, value []byte) error
+	// PutBatched is Put for writes many sessions make at once and that no
+	// reply waits on (a last-activity stamp at every logout): a backend may
+	// commit concurrent calls together. Durable when it returns, as Put.
+	PutBatched(ctx context.Context, key, value []byte) error
+	// Delete removes key; deleting an absent key is not an error.
+	Delete(ctx context.Context, key []byte) error
+	// Scan calls fn for every key starting with prefix, in byte order of
+	// the keys, from one consistent snapshot. An error from fn stops the
+	// scan and is returned (wrapped).
+	Scan(ctx context.Context, prefix []byte, fn func(key, value []byte) error) error
+	// Update runs fn in one read-write transaction: all its changes are
+	// committed together, durably, before Update returns, or none are if
+	// fn (or the commit) fails. fn must not keep t.
+	Update(ctx context.Context, fn func(t Txn) error) error
+}
+
+// Txn is one KeyValue read-write transaction (KeyValue.Update). It sees its
+// own writes. Its calls take no context: the one given to Update governs the
+// transaction. A backend whose reads can fail (a network database) remembers
+// the first failure, fails every later call, and Update returns it with the
+// transaction rolled back, so a Get that returned nil because of a failure
+// never leads to a commit.
+type Txn interface {
+	// Get returns a copy of the value for key, or nil.
+	Get(key []byte) []byte
+	// Put stores value under key.
+	Put(key, value []byte) error
+	// Delete removes key.
+	Delete(key []byte) error
+	// Scan calls fn with copies of the keys and values under prefix, in order.
+	Scan(prefix []byte, fn func(key, value []byte) error) error
+}
+
+// Queue is a named store of per-user lists kept in the order they were
+// added: offline messages (XEP-0160). Items are numbered by a sequence that
+// only grows, so a reader can delete what it has handed out.
+type Queue interface {
+	// Append adds value at the end of the user's list, durably before it
+	// returns, and returns its sequence number. With max > 0 a list already
+	// holding max items is left alone and the error wraps ErrFull.
+	Append(ctx context.Context, domain, local string, value []byte, max int) (seq uint64, err error)
+	// Count returns how many items the user's list holds.
+	Count(ctx context.Context, domain, local string) (int, error)
+	// List calls fn for the user's items in order, with copies of the
+	// values. An error from fn stops the listing and is returned (wrapped).
+	List(ctx context.Context, domain, local string, fn func(seq uint64, value []byte) error) error
+	// DeleteThrough removes the user's items numbered up to and including seq.
+	DeleteThrough(ctx context.Context, domain, local string, seq uint64) error
+}
+
+// Log is a named append-only store of per-owner entries ordered by time:
+// the message archive (XEP-0313), a room's history, a push queue. The owner
+// is a bare JID ("user@domain", "room@conference.domain"); DeleteUser
+// removes a user's entries from every Log. Entries are read a page at a
+// time (MaxLogPage at most), so no read is unbounded.
+type Log interface {
+	// Append adds e at the end of owner's log, durably before it returns,
+	// and returns its id. e.ID is ignored. e.Time is the entry's time; zero
+	// means now. Ids only grow, per owner: an entry whose time is before the
+	// owner's newest (a clock that stepped back) gets the newest's time, so
+	// the order of ids is the order of times. Owner and e.With must not
+	// contain NUL, nor be longer than MaxJIDLen; owner must not be empty.
+	Append(ctx context.Context, owner string, e LogEntry) (LogID, error)
+	// Get returns owner's entry with this id; the error wraps ErrNotFound
+	// when there is none.
+	Get(ctx context.Context, owner string, id LogID) (LogEntry, error)
+	// Query returns one page of owner's entries matching q, oldest first.
+	Query(ctx context.Context, owner string, q LogQuery) (LogPage, error)
+	// DeleteRange removes owner's entries older than before (retention) and
+	// returns how many it removed. Ids of later entries still only grow.
+	DeleteRange(ctx context.Context, owner string, before time.Time) (int, error)
+	// DeleteOwner removes all of owner's entries (a deleted account or room).
+	DeleteOwner(ctx context.Context, owner string) error
+}
+
+// MaxLogPage is the most entries one LogQuery returns.
+const MaxLogPage = 1000
+
+// MaxJIDLen bounds a Log's owner and With: a JID's three parts are at most
+// 1023 bytes each (RFC 7622 §3.1).
+const MaxJIDLen = 3071
+
+// LogEntry is one entry of a Log.
+type LogEntry struct {
+	// ID is the entry's id, unique in its owner's log and set by Append.
+	ID LogID
+	// Time is when the entry was appended, to the millisecond (ID.Time()).
+	Time time.Time
+	// With is the JID the entry concerns (the other party of a message), as
+	// the module stores it: LogQuery.With matches it exactly. May be "".
+	With string
+	// Data is the payload (a serialized stanza).
+	Data []byte
+}
+
+// LogQuery selects a page of a Log. The zero LogQuery is the oldest
+// MaxLogPage entries.
+type LogQuery struct {
+	// After and Before, when not zero, keep only entries with ids strictly
+	// after or before them (XEP-0059 <after/> and <before/>, XEP-0313
+	// after-id and before-id). The ids need not exist (any more).
+	After, Before LogID
+	// Start and End, when not zero, keep only entries with Start <= Time
+	// <= End (XEP-0313 start and end).
+	Start, End time.Time
+	// With, when not "", keeps only the entries whose With equals it.
+	With string
+	// Limit is the most entries returned; <= 0 or more than MaxLogPage
+	// means MaxLogPage.
+	Limit int
+	// Backward takes the page from the newest end of the selection instead
+	// of the oldest: the entries just before Before (XEP-0059 paging
+	// backwards; with Before zero, the last page). The page is still
+	// returned oldest first.
+	Backward bool
+}
+
+// LogPage is the answer to a LogQuery.
+type LogPage struct {
+	// Entries, oldest first. RSM's <first/> and <last/> are the ids of the
+	// first and last entry.
+	Entries []LogEntry
+	// Complete is true when no further entry matches in the direction of
+	// paging: none newer than the page going forward, none older going
+	// Backward (XEP-0313 complete='true').
+	Complete bool
+}
+
+// LogID identifies a Log entry: the milliseconds since the Unix epoch in
+// the high 48 bits, a sequence in the low 16. Ids are unique per owner and
+// increase with time. Zero is never an id.
+type LogID uint64
+
+// logIDLen is the length of a LogID's string form.
+const logIDLen = 16
+
+// String is the id as an opaque string (the XEP-0359 stanza-id, the
+// XEP-0313 archive id): 16 lowercase hex digits, so that strings sort as
+// the ids do.
+func (id LogID) String() string {
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(id >> (56 - 8*i))
 	}
-	return false, err
+	return hex.EncodeToString(b[:])
 }
 
-// Scan calls fn for every key starting with prefix, in key order. fn gets
-// copies, so it may keep them.
-func (kv *KeyValue) Scan(ctx context.Context, prefix []byte, fn func(key, value []byte) error) error {
-	err := kv.db.view(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(kv.bucket)
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if err := fn(bytes.Clone(k), bytes.Clone(v)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("storage: %s scan: %w", kv.bucket, err)
+// Time is the time the id carries, to the millisecond, in UTC.
+func (id LogID) Time() time.Time { return time.UnixMilli(int64(id >> 16)).UTC() }
+
+// ParseLogID parses what LogID.String returns. Anything else, and the zero
+// id, is an error (wrapping ErrNotFound: no entry has such an id).
+func ParseLogID(s string) (LogID, error) {
+	if len(s) != logIDLen {
+		return 0, fmt.Errorf("storage: log id %q: %w", s, ErrNotFound)
 	}
-	return nil
-}
-
-// Txn is one read-write transaction on a KeyValue store, for changes that
-// must land together (a roster item and the roster version).
-type Txn struct{ b *bolt.Bucket }
-
-// Get returns a copy of the value for key, or nil.
-func (t *Txn) Get(key []byte) []byte { return bytes.Clone(t.b.Get(key)) }
-
-// Put stores value under key.
-func (t *Txn) Put(key, value []byte) error { return t.b.Put(key, value) }
-
-// Delete removes key.
-func (t *Txn) Delete(key []byte) error { return t.b.Delete(key) }
-
-// Scan calls fn with copies of the keys and values under prefix, in order.
-func (t *Txn) Scan(prefix []byte, fn func(key, value []byte) error) error {
-	c := t.b.Cursor()
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		if err := fn(bytes.Clone(k), bytes.Clone(v)); err != nil {
-			return err
-		}
+	var b [8]byte
+	if _, err := hex.Decode(b[:], []byte(s)); err != nil || s != hex.EncodeToString(b[:]) {
+		// The second check refuses upper case: one id, one string.
+		return 0, fmt.Errorf("storage: log id %q: %w", s, ErrNotFound)
 	}
-	return nil
-}
-
-// Update runs fn in one write transaction, committed (and synced to disk)
-// before Update returns, or rolled back if fn fails.
-func (kv *KeyValue) Update(ctx context.Context, fn func(t *Txn) error) error {
-	err := kv.db.update(ctx, func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(kv.bucket)
-		if err != nil {
-			return err
-		}
-		return fn(&Txn{b: b})
-	})
-	if err != nil {
-		return fmt.Errorf("storage: %s update: %w", kv.bucket, err)
+	var id LogID
+	for _, c := range b {
+		id = id<<8 | LogID(c)
 	}
-	return nil
-}
-
-// ErrArchiveFull is returned by Archive.Append when the user's list is at its limit.
-var ErrArchiveFull = errors.New("archive full")
-
-// Archive is a named store of per-user ordered lists (offline messages, later
-// the message archive), in bucket "archive:<name>". Keys are the user's
-// UserKeyPrefix followed by a big-endian sequence number, so a cursor walks a
-// user's items in the order they were added (never decimal strings: "10" < "9").
-type Archive struct {
-	db     *DB
-	bucket []byte
-}
-
-const archivePrefix = "archive:"
-
-// Archive returns the archive called name. The bucket is created on first Append.
-func (db *DB) Archive(name string) *Archive {
-	return &Archive{db: db, bucket: []byte(archivePrefix + name)}
-}
-
-// Append adds value at the end of the user's list, committed to disk before
-// it returns. With max > 0 a list already holding max items is left alone and
-// ErrArchiveFull returned: nothing stored is ever dropped to make room.
-func (a *Archive) Append(ctx context.Context, domain, local string, value []byte, max int) (seq uint64, err error) {
-	prefix := UserKeyPrefix(domain, local)
-	err = a.db.update(ctx, func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(a.bucket)
-		if err != nil {
-			return err
-		}
-		if max > 0 && countPrefix(b, prefix, max) >= max {
-			return ErrArchiveFull
-		}
-		// NextSequence is per bucket and never reused, so keys only grow.
-		if seq, err = b.NextSequence(); err != nil {
-			return err
-		}
-		return b.Put(binary.BigEndian.AppendUint64(bytes.Clone(prefix), seq), value)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("storage: %s append: %w", a.bucket, err)
+	if id == 0 {
+		return 0, fmt.Errorf("storage: log id %q: %w", s, ErrNotFound)
 	}
-	return seq, nil
+	return id, nil
 }
 
-// countPrefix counts keys under prefix, stopping at limit.
-func countPrefix(b *bolt.Bucket, prefix []byte, limit int) int {
-	n := 0
-	c := b.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && n < limit; k, _ = c.Next() {
-		n++
-	}
-	return n
-}
-
-// Count returns how many items the user's list holds.
-func (a *Archive) Count(ctx context.Context, domain, local string) (int, error) {
-	n := 0
-	err := a.db.view(ctx, func(tx *bolt.Tx) error {
-		if b := tx.Bucket(a.bucket); b != nil {
-			n = countPrefix(b, UserKeyPrefix(domain, local), int(^uint(0)>>1))
-		}
-		return nil
-	})
-	return n, err
-}
-
-// List calls fn for the user's items in order, with copies of the values.
-func (a *Archive) List(ctx context.Context, domain, local string, fn func(seq uint64, value []byte) error) error {
-	prefix := UserKeyPrefix(domain, local)
-	err := a.db.view(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(a.bucket)
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if len(k) != len(prefix)+8 {
-				continue
-			}
-			if err := fn(binary.BigEndian.Uint64(k[len(prefix):]), bytes.Clone(v)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("storage: %s list: %w", a.bucket, err)
-	}
-	return nil
-}
-
-// DeleteThrough removes the user's items with sequence numbers up to and
-// including seq: what List handed out and the caller has delivered.
-func (a *Archive) DeleteThrough(ctx context.Context, domain, local string, seq uint64) error {
-	prefix := UserKeyPrefix(domain, local)
-	err := a.db.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(a.bucket)
-		if b == nil {
-			return nil
-		}
-		var doomed [][]byte
-		c := b.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			if len(k) == len(prefix)+8 && binary.BigEndian.Uint64(k[len(prefix):]) <= seq {
-				doomed = append(doomed, bytes.Clone(k))
-			}
-		}
-		for _, k := range doomed {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("storage: %s delete: %w", a.bucket, err)
-	}
-	return nil
-}
-
-// PutBatched is Put through bbolt's Batch: concurrent calls from many
-// goroutines share one commit, so one fsync, instead of one each. For writes
-// many sessions make at once and that no reply waits on (the last-activity
-// stamp at every logout). The value is on disk when it returns, as with Put.
-func (kv *KeyValue) PutBatched(ctx context.Context, key, value []byte) error {
-	if len(key) == 0 {
-		return fmt.Errorf("storage: %s put: empty key", kv.bucket)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	// Batch may run fn more than once; Put is idempotent.
-	err := kv.db.bolt.Batch(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(kv.bucket)
-		if err != nil {
-			return err
-		}
-		return b.Put(key, value)
-	})
-	if err != nil {
-		return fmt.Errorf("storage: %s put: %w", kv.bucket, err)
-	}
-	return nil
-}
+// The bbolt DB implements every store.
+var (
+	_ Backend   = (*DB)(nil)
+	_ Accounts  = (*DB)(nil)
+	_ FastStore = (*DB)(nil)
+	_ KeyValue  = (*boltKV)(nil)
+	_ Txn       = (*boltTxn)(nil)
+	_ Queue     = (*boltQueue)(nil)
+	_ Log       = (*boltLog)(nil)
+)

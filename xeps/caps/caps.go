@@ -40,13 +40,6 @@ const (
 	maxVer = 128
 )
 
-// store is what the module uses of its storage.KeyValue.
-type store interface {
-	Get(ctx context.Context, key []byte) ([]byte, error)
-	Put(ctx context.Context, key, value []byte) error
-	Scan(ctx context.Context, prefix []byte, fn func(key, value []byte) error) error
-}
-
 // Module caches clients' capabilities. Make it with New; the zero limits
 // are the defaults.
 type Module struct {
@@ -60,7 +53,7 @@ type Module struct {
 	Timeout time.Duration
 
 	h   *xeps.Host
-	kv  store
+	kv  xeps.KeyValue
 	log *slog.Logger
 
 	mu       sync.Mutex

@@ -56,13 +56,6 @@ var _ xeps.Module = Module{}
 // Name implements xeps.Module.
 func (Module) Name() string { return "lastactivity" }
 
-type store interface {
-	Get(ctx context.Context, key []byte) ([]byte, error)
-	// PutBatched: every logout writes a stamp; concurrent logouts share one
-	// commit (one fsync) instead of one each.
-	PutBatched(ctx context.Context, key, value []byte) error
-}
-
 type record struct {
 	T      int64  `json:"t"`
 	Status string `json:"status,omitempty"`
@@ -70,7 +63,7 @@ type record struct {
 
 type service struct {
 	h     *xeps.Host
-	kv    store
+	kv    xeps.KeyValue // PutBatched: concurrent logouts share one commit
 	now   func() time.Time
 	start time.Time
 }

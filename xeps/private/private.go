@@ -60,7 +60,7 @@ func (m Module) Register(h *xeps.Host) error {
 	if limit <= 0 {
 		limit = DefaultMaxBytes
 	}
-	kv := withTxn(h.KeyValue("private"))
+	kv := h.KeyValue("private")
 	h.AdvertiseFeature(NS)
 	h.HandleIQ("get", NS, "query", xeps.ToAccount, func(ctx context.Context, iq *stanza.IQ) (*stanza.Element, error) {
 		prefix, err := userPrefix(iq)
@@ -76,7 +76,7 @@ func (m Module) Register(h *xeps.Host) error {
 			if err := checkName(c); err != nil {
 				return nil, err
 			}
-			b, err := kv.get(ctx, key(prefix, c))
+			b, err := kv.Get(ctx, key(prefix, c))
 			if err != nil {
 				return nil, err
 			}
@@ -110,7 +110,7 @@ func (m Module) Register(h *xeps.Host) error {
 				vals[i] = c.AppendXML(nil, "")
 			}
 		}
-		err = kv.update(ctx, func(t txn) error {
+		err = kv.Update(ctx, func(t xeps.Txn) error {
 			used := 0
 			if err := t.Scan(prefix, func(k, v []byte) error {
 				used += len(v)
@@ -143,36 +143,6 @@ func (m Module) Register(h *xeps.Host) error {
 		return nil, err
 	})
 	return nil
-}
-
-// txn is what the module uses of a *storage.Txn.
-type txn interface {
-	Get(key []byte) []byte
-	Put(key, value []byte) error
-	Delete(key []byte) error
-	Scan(prefix []byte, fn func(key, value []byte) error) error
-}
-
-// kvStore is a *storage.KeyValue as this package sees it: xeps/* packages
-// may not import storage, so the transaction type is a type parameter,
-// inferred from the store's Update method.
-type kvStore[T txn] interface {
-	Get(ctx context.Context, key []byte) ([]byte, error)
-	Update(ctx context.Context, fn func(T) error) error
-}
-
-type store struct {
-	get    func(ctx context.Context, key []byte) ([]byte, error)
-	update func(ctx context.Context, fn func(txn) error) error
-}
-
-func withTxn[T txn](kv kvStore[T]) store {
-	return store{
-		get: kv.Get,
-		update: func(ctx context.Context, fn func(txn) error) error {
-			return kv.Update(ctx, func(t T) error { return fn(t) })
-		},
-	}
 }
 
 var errFull = errors.New("private storage full")

@@ -47,19 +47,13 @@ var _ xeps.Module = Module{}
 // Name implements xeps.Module.
 func (Module) Name() string { return "vcard" }
 
-type store interface {
-	Get(ctx context.Context, key []byte) ([]byte, error)
-	Put(ctx context.Context, key, value []byte) error
-	Delete(ctx context.Context, key []byte) error
-}
-
 // Register implements xeps.Module.
 func (m Module) Register(h *xeps.Host) error {
 	limit := m.MaxSize
 	if limit <= 0 {
 		limit = DefaultMaxSize
 	}
-	var kv store = h.KeyValue("vcard")
+	kv := h.KeyValue("vcard")
 	// XEP-0054 §4: the feature is advertised by the server, and by accounts,
 	// whose vCards the server answers for.
 	h.AdvertiseFeature(NS)
