@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,10 @@ func refused(format string, args ...any) error {
 // order until one connects (RFC 6120 §3.2.1), then negotiates TLS and
 // authentication; with verify set, the stream only carries that db:verify.
 func (s *Server) dialOut(ctx context.Context, local, remote string, verify *dbElem) (*outbound, error) {
+	if s.ownDomain(remote) {
+		s.logSelf(remote, "the domain is an address of this machine")
+		return nil, errSelf
+	}
 	if s.cfg.Resolver == nil {
 		return nil, refused("no resolver configured")
 	}
@@ -50,6 +55,19 @@ func (s *Server) dialOut(ctx context.Context, local, remote string, verify *dbEl
 	}
 	if len(targets) == 0 {
 		return nil, refused("no address for %s", remote)
+	}
+	others := targets[:0:0]
+	for _, t := range targets {
+		if !s.ownTarget(t.Host, t.Port) {
+			others = append(others, t)
+		}
+	}
+	if len(others) < len(targets) {
+		s.logSelf(remote, "the domain resolves to a listener of this server")
+		if len(others) == 0 {
+			return nil, errSelf
+		}
+		targets = others
 	}
 	var last error
 	for _, t := range targets {
@@ -73,6 +91,14 @@ func (s *Server) tryTarget(ctx context.Context, t Target, local, remote string, 
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if _, err := netip.ParseAddr(t.Host); err != nil {
+		// A host name, resolved by the dialer: now we know where it led.
+		if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil && s.ownTarget(ap.Addr().String(), int(ap.Port())) {
+			conn.Close()
+			s.logSelf(remote, "the domain's target "+t.Host+" is this server")
+			return nil, errSelf
+		}
 	}
 	out := &outbound{stream: newStream(s, conn, "out", s.cfg.PreAuthLimits)}
 	out.local, out.remote = local, remote

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,6 +84,10 @@ type Server struct {
 	closing bool
 
 	open xmppstream.Listeners[*stream] // listeners, open streams, and the goroutines Shutdown waits for
+
+	lmu        sync.Mutex       // guards the two fields below; taken alone
+	listeners  []netip.AddrPort // where Serve listens: never a target (self.go)
+	selfLogged map[string]bool  // domains logSelf has logged at info
 
 	// forgedLog limits the warnings about forged stanzas, per peer address.
 	forgedLog logLimiter
@@ -170,6 +175,7 @@ func (s *Server) SetRouter(r Router) { s.cfg.Router = r }
 func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	defer s.addListener(ln.Addr())()
 	err := s.open.Serve(ctx, ln, func(conn net.Conn) (*stream, func(func())) {
 		s.accepted.Add(1)
 		in := newInbound(s, conn)
@@ -205,6 +211,10 @@ func (s *Server) Shutdown(ctx context.Context) {
 func (s *Server) Send(ctx context.Context, domain string, el *stanza.Element) bool {
 	remote, ok := normDomain(domain)
 	if !ok || s.domains[remote] {
+		return false
+	}
+	if s.ownDomain(remote) {
+		s.logSelf(remote, "the domain is an address of this machine")
 		return false
 	}
 	from, err := stanza.ParseJID(el.Get("from"))
@@ -286,7 +296,12 @@ func (s *Server) connect(r *route) {
 			out.finish()
 		}
 		cond := condition(err)
-		log.Warn("cannot federate", "err", err, "bounced", len(pending), "condition", cond)
+		if errors.Is(err, errSelf) {
+			// Said at info once, by logSelf; nothing failed that a retry could fix.
+			log.Debug("not federating with ourselves", "bounced", len(pending))
+		} else {
+			log.Warn("cannot federate", "err", err, "bounced", len(pending), "condition", cond)
+		}
 		for _, it := range pending {
 			s.bounce(it.el, cond)
 		}
