@@ -36,19 +36,22 @@ var allowed = map[string][]string{
 	// bbolt stores; knows stanzas at most, never a domain package.
 	"storage": {"stanza"},
 	// The module interface and the Host: hands out stores.
-	"xeps": {"stanza", "storage"},
+	"xeps": {"stanza", "storage", "session"},
 	// One package per XEP: registers on the Host, reaches storage only through it.
 	"xeps/*": {"xeps", "stanza"},
 	// RFC 6121 modules (planned).
 	"roster":   {"xeps", "stanza", "storage"},
-	"presence": {"xeps", "stanza", "roster"},
+	"presence": {"xeps", "stanza", "roster", "session"},
 	// Delivery rules; declares the LocalSessions and Remote interfaces it needs.
-	"router": {"stanza", "xeps"},
+	"router": {"stanza", "xeps", "session"},
+	// Local client sessions and their one registry (docs/design/004-sessions.md):
+	// a session owns its outbound queue (stream.Queue), transports drain it.
+	"session": {"stanza", "stream"},
 	// The connection machinery c2s and s2s share (docs/design/001-stream-package.md):
 	// the outbound queue and its writer, the close, the listeners. Stanzas only.
 	"stream": {"stanza"},
 	// Client connections: credentials from storage, the router's interfaces.
-	"c2s":      {"stanza", "storage", "router", "c2s/auth", "stream"},
+	"c2s":      {"stanza", "storage", "router", "c2s/auth", "stream", "session"},
 	"c2s/auth": {"stanza", "storage"},
 	// Federation: the same footing as c2s.
 	"s2s": {"stanza", "storage", "router", "s2s/srv", "stream"},

@@ -44,15 +44,16 @@ func boundSession(t testing.TB, srv *Server, full string, conn net.Conn) *Sessio
 		t.Fatal(err)
 	}
 	s.addr, s.full = addr, full
-	s.presence.Store(1000)
-	srv.bind(s)
+	s.bindSession()
+	s.sess.Attach(s)
+	s.sess.TrackPresence(stanza.New(stanza.NSClient, "presence"))
 	return s
 }
 
 func newBenchServer(queue int) (*Server, *router.Router) {
 	host := xeps.NewHost(xeps.Config{Domains: []string{"localhost"}})
 	srv := New(Config{Domains: []string{"localhost"}, QueueSize: queue})
-	rt := router.New(host, srv, nil, nil)
+	rt := router.New(host, srv.Sessions(), nil, nil)
 	srv.SetRouter(rt)
 	return srv, rt
 }
@@ -127,23 +128,23 @@ func TestRegistryConcurrent(t *testing.T) {
 			for i := 0; i < 200; i++ {
 				full := fmt.Sprintf("user%d@localhost/r%d", i%10, g)
 				s := boundSession(t, srv, full, &discardConn{})
-				if srv.Session(full) != s {
+				if srv.Sessions().Session(full) != s.sess {
 					t.Errorf("%s not found after bind", full)
 					return
 				}
 				var buf [8]router.Session
-				if len(srv.Sessions(fmt.Sprintf("user%d@localhost", i%10), buf[:0])) == 0 {
+				if len(srv.Sessions().Sessions(fmt.Sprintf("user%d@localhost", i%10), buf[:0])) == 0 {
 					t.Errorf("no sessions for the bare JID of %s", full)
 					return
 				}
-				srv.unbind(s)
+				srv.Sessions().Unbind(s.sess)
 			}
 		}()
 	}
 	wg.Wait()
 	for i := 0; i < 10; i++ {
 		var buf [8]router.Session
-		if n := len(srv.Sessions(fmt.Sprintf("user%d@localhost", i), buf[:0])); n != 0 {
+		if n := len(srv.Sessions().Sessions(fmt.Sprintf("user%d@localhost", i), buf[:0])); n != 0 {
 			t.Fatalf("user%d still has %d sessions", i, n)
 		}
 	}
@@ -156,14 +157,14 @@ func TestBindConflictReturnsOld(t *testing.T) {
 	old := boundSession(t, srv, "alice@localhost/phone", &discardConn{})
 	s := newSession(srv, &discardConn{})
 	s.addr, s.full = old.addr, old.full
-	if got := srv.bind(s); got != old {
+	if got := s.bindSession(); got != old.sess {
 		t.Fatalf("bind returned %v, want the old session", got)
 	}
-	if srv.Session("alice@localhost/phone") != s {
+	if srv.Sessions().Session("alice@localhost/phone") != s.sess {
 		t.Fatal("the new session does not own the JID")
 	}
-	srv.unbind(old) // a late unbind of the loser must not remove the winner
-	if srv.Session("alice@localhost/phone") != s {
+	srv.Sessions().Unbind(old.sess) // a late unbind of the loser must not remove the winner
+	if srv.Sessions().Session("alice@localhost/phone") != s.sess {
 		t.Fatal("unbinding the old session removed the new one")
 	}
 }

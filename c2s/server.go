@@ -7,16 +7,13 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"net"
 	"slices"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/xmppd/xmppd/c2s/auth"
-	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/stream"
 )
@@ -50,27 +47,28 @@ type Config struct {
 	FastTokenLifetime time.Duration
 
 	Router Router
+	// Sessions is the registry bound sessions join (the router delivers
+	// through it); nil makes one of the server's own.
+	Sessions *session.Registry
+	// Undeliverable takes the stanzas a session could not write to its
+	// client before it closed (left in its queue): they go to the
+	// undeliverable stage, never nowhere. *router.Router's Undeliverable.
+	Undeliverable func(ctx context.Context, s *session.Session, el *stanza.Element)
 	// Features lists extra <stream:features/> children offered once the
 	// stream is authenticated (roster versioning, caps, ...); may be nil.
 	Features func() []*stanza.Element
 	// OnBound and OnClosed run when a session binds a resource and when a bound session ends.
-	OnBound, OnClosed func(ctx context.Context, s *Session)
+	OnBound, OnClosed func(ctx context.Context, s *session.Session)
 
 	Logger *slog.Logger
 }
 
-// Server accepts client connections and keeps the registry of bound sessions.
+// Server accepts client connections; the sessions they bind join the
+// registry (Config.Sessions).
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	shards [64]shard
-	seed   maphash.Seed
-	open   stream.Listeners[*Session] // listeners and open connections, for Shutdown
-}
-
-type shard struct {
-	mu sync.RWMutex
-	m  map[string][]*Session // bare JID → bound sessions
+	cfg  Config
+	log  *slog.Logger
+	open stream.Listeners[*Session] // listeners and open connections, for Shutdown
 }
 
 // New returns a server; call Serve for each listener.
@@ -97,11 +95,10 @@ func New(cfg Config) *Server {
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, seed: maphash.MakeSeed()}
-	for i := range s.shards {
-		s.shards[i].m = map[string][]*Session{}
+	if cfg.Sessions == nil {
+		cfg.Sessions = session.NewRegistry()
 	}
-	return s
+	return &Server{cfg: cfg, log: cfg.Logger}
 }
 
 // Serve accepts connections on ln until ctx ends or Shutdown is called.
@@ -124,89 +121,33 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 // and waits (until ctx ends) for the sessions to finish.
 func (s *Server) Shutdown(ctx context.Context) { s.open.Shutdown(ctx) }
 
+// ServeConn serves one connection that did not come from a listener of
+// the server (an in-memory pipe in tests, a connection handed over by a
+// proxy) until it ends. directTLS: TLS from the first byte (XEP-0368).
+func (s *Server) ServeConn(ctx context.Context, conn net.Conn, directTLS bool) {
+	newSession(s, conn).serve(ctx, directTLS)
+}
+
 // Kick closes every session of a bare JID with a stream error, for example
 // after the account was deleted.
 func (s *Server) Kick(bare string, se *stanza.StreamError) int {
-	var buf [8]router.Session
-	list := s.Sessions(bare, buf[:0])
-	for _, rs := range list {
-		rs.(*Session).CloseWithError(se)
+	var buf [8]*session.Session
+	list := s.cfg.Sessions.Sessions(bare, buf[:0])
+	for _, sess := range list {
+		sess.Close(se)
 	}
 	return len(list)
 }
 
-func (s *Server) shard(bare string) *shard {
-	return &s.shards[maphash.String(s.seed, bare)%uint64(len(s.shards))]
-}
-
-// Sessions implements router.LocalSessions.
-func (s *Server) Sessions(bare string, buf []router.Session) []router.Session {
-	sh := s.shard(bare)
-	sh.mu.RLock()
-	for _, sess := range sh.m[bare] {
-		buf = append(buf, sess)
-	}
-	sh.mu.RUnlock()
-	return buf
-}
-
-// Session implements router.LocalSessions.
-func (s *Server) Session(full string) router.Session {
-	bare, _, _ := strings.Cut(full, "/")
-	sh := s.shard(bare)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	for _, sess := range sh.m[bare] {
-		if sess.full == full {
-			return sess
-		}
-	}
-	return nil
-}
-
-// bind registers sess under its full JID. A session already bound to that JID
-// loses (RFC 6120 §7.7.2.2: the new session wins) and is returned for closing.
-func (s *Server) bind(sess *Session) (old *Session) {
-	bare := sess.addr.Bare().String()
-	sh := s.shard(bare)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	list := sh.m[bare]
-	for i, o := range list {
-		if o.full == sess.full {
-			old = o
-			list = slices.Delete(list, i, i+1)
-			break
-		}
-	}
-	sh.m[bare] = append(list, sess)
-	return old
-}
-
-// unbind removes sess, if it is still the one registered under its JID.
-func (s *Server) unbind(sess *Session) {
-	bare := sess.addr.Bare().String()
-	sh := s.shard(bare)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	list := sh.m[bare]
-	for i, o := range list {
-		if o == sess {
-			list = slices.Delete(list, i, i+1)
-			break
-		}
-	}
-	if len(list) == 0 {
-		delete(sh.m, bare)
-	} else {
-		sh.m[bare] = list
-	}
-}
-
-// resourceBound reports whether a full JID is taken.
-func (s *Server) resourceBound(full string) bool { return s.Session(full) != nil }
+// Sessions is the registry the server's bound sessions join.
+func (s *Server) Sessions() *session.Registry { return s.cfg.Sessions }
 
 func (s *Server) isLocal(domain string) bool { return slices.Contains(s.cfg.Domains, domain) }
+
+// SetUndeliverable connects Config.Undeliverable (the router's), before Serve.
+func (s *Server) SetUndeliverable(fn func(context.Context, *session.Session, *stanza.Element)) {
+	s.cfg.Undeliverable = fn
+}
 
 // SetRouter connects the server to the router. The router needs the server's
 // session registry and the server needs the router, so one of them is wired

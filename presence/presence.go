@@ -13,89 +13,27 @@ package presence
 
 import (
 	"context"
-	"fmt"
-	"hash/maphash"
-	"slices"
-	"strconv"
-	"strings"
-	"sync"
 
 	"github.com/xmppd/xmppd/roster"
+	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/xeps"
 )
 
-// Module is the presence module. Make it with New.
+// Module is the presence module. Make it with New. What it knows of each
+// resource (its last broadcast presence, where it sent directed presence)
+// lives on the resource's session, in the one registry (xeps.Host.Sessions).
 type Module struct {
 	h      *xeps.Host
 	roster *roster.Module
-	shards [64]shard
-	seed   maphash.Seed
-}
-
-// shard holds the presence state of the users whose bare JID hashes to it.
-type shard struct {
-	mu sync.Mutex
-	// users maps a bare JID to its connected resources' state. A user has
-	// one to three resources: a slice searched in order costs far less than
-	// a map per user (a map with one entry takes a few hundred bytes). The
-	// key is the bare prefix of one of the slice's full JID strings, so the
-	// JID is stored once (see xeps.SplitJID).
-	users map[string][]resource
-}
-
-// resource is one session's presence state.
-type resource struct {
-	full      string          // full JID
-	last      *stanza.Element // last broadcast available presence; nil while unavailable
-	directed  map[string]struct{}
-	available bool
-}
-
-// index returns the position of full in rs, or -1.
-func index(rs []resource, full string) int {
-	for i := range rs {
-		if rs[i].full == full {
-			return i
-		}
-	}
-	return -1
-}
-
-// lookup returns the index of full's state in s.users[bare], adding an
-// unavailable one when add is set; -1 when absent and not added.
-func (s *shard) lookup(full, bare string, add bool) int {
-	rs := s.users[bare]
-	if i := index(rs, full); i >= 0 || !add {
-		return i
-	}
-	s.users[bare] = append(rs, resource{full: full})
-	return len(rs)
-}
-
-// remove deletes rs[i], the state of one of bare's resources, and the user's
-// entry with its last resource.
-func (s *shard) remove(bare string, rs []resource, i int) {
-	rs = slices.Delete(rs, i, i+1)
-	// Deleted and added again, so that the key is a prefix of a string kept
-	// in rs, not of the one just removed.
-	delete(s.users, bare)
-	if len(rs) > 0 {
-		s.users[rs[0].full[:len(bare)]] = rs
-	}
 }
 
 var _ xeps.Module = (*Module)(nil)
 var _ roster.PresenceSource = (*Module)(nil)
 
-// New returns the presence module.
-func New() *Module {
-	m := &Module{seed: maphash.MakeSeed()}
-	for i := range m.shards {
-		m.shards[i].users = map[string][]resource{}
-	}
-	return m
-}
+// New returns the presence module, which works with the roster module r
+// (subscriptions are its: RFC 6121 §3); r must be registered before it.
+func New(r *roster.Module) *Module { return &Module{roster: r} }
 
 // Name implements xeps.Module.
 func (*Module) Name() string { return "presence" }
@@ -103,107 +41,25 @@ func (*Module) Name() string { return "presence" }
 // Register implements xeps.Module.
 func (m *Module) Register(h *xeps.Host) error {
 	h.ProvidePresence(m)
-	r, ok := h.Roster().(*roster.Module)
-	if !ok {
-		return fmt.Errorf("the roster module must be registered before presence")
-	}
-	m.h, m.roster = h, r
-	r.SetPresence(m)
+	m.h = h
+	m.roster.SetPresence(m)
 	h.HandleOutboundPresence(m.outbound)
 	h.HandleInboundPresence(m.inbound)
 	h.OnSessionClosed(m.closed)
 	return nil
 }
 
-func (m *Module) shard(bare string) *shard {
-	return &m.shards[maphash.String(m.seed, bare)%uint64(len(m.shards))]
-}
-
 // ---- state ----
 
-// setAvailable records full's available presence; it reports whether this is
-// the resource's initial presence, and whether the resource just became
-// reachable for messages to the bare JID (non-negative priority now, and not
-// before: XEP-0160 delivers offline messages only then).
-func (m *Module) setAvailable(full stanza.JID, el *stanza.Element) (initial, reachable bool) {
-	f, bare := xeps.SplitJID(full)
-	s := m.shard(bare)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	i := s.lookup(f, bare, true) // may append: index s.users[bare] after it
-	r := &s.users[bare][i]
-	initial = !r.available
-	wasReachable := r.available && priority(r.last) >= 0
-	r.available, r.last = true, el
-	return initial, priority(el) >= 0 && !wasReachable
-}
-
-// priority reads <priority/> (RFC 6121 §4.7.2.3); absent or invalid is 0.
-func priority(el *stanza.Element) int {
-	if el == nil {
-		return 0
+// sessionOf returns the session of the local resource full: the one whose
+// stanza is being handled (ctx), which may be out of the registry already
+// (closing), else the registered one; nil if there is none.
+func (m *Module) sessionOf(ctx context.Context, full stanza.JID) *session.Session {
+	f := full.String()
+	if s := session.FromContext(ctx); s != nil && s.Full() == f {
+		return s
 	}
-	p := el.Child(el.Space, "priority")
-	if p == nil {
-		return 0
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(p.Text()))
-	if err != nil || n < -128 || n > 127 {
-		return 0
-	}
-	return n
-}
-
-// setUnavailable forgets full's presence and returns whether it was
-// available, the entities that got directed presence from it, and whether
-// the user has no available resource left.
-func (m *Module) setUnavailable(full stanza.JID) (was bool, directed []string, last bool) {
-	f, bare := xeps.SplitJID(full)
-	s := m.shard(bare)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rs := s.users[bare]
-	if i := index(rs, f); i >= 0 {
-		was = rs[i].available
-		for d := range rs[i].directed {
-			directed = append(directed, d)
-		}
-		slices.Sort(directed)
-		s.remove(bare, rs, i)
-		rs = s.users[bare]
-	}
-	last = true
-	for _, r := range rs {
-		if r.available {
-			last = false
-		}
-	}
-	return was, directed, last
-}
-
-// directed records (or, for unavailable, forgets) directed presence from full to to.
-func (m *Module) directed(full stanza.JID, to string, available bool) {
-	f, bare := xeps.SplitJID(full)
-	s := m.shard(bare)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	i := s.lookup(f, bare, available)
-	if i < 0 {
-		return
-	}
-	r := &s.users[bare][i]
-	if available {
-		// Made on first use: most resources never send directed presence.
-		if r.directed == nil {
-			r.directed = map[string]struct{}{}
-		}
-		r.directed[to] = struct{}{}
-		return
-	}
-	delete(r.directed, to)
-	if len(r.directed) == 0 {
-		r.directed = nil
-	}
+	return m.h.Sessions().Session(f)
 }
 
 // Available is one available resource with its last presence.
@@ -215,30 +71,22 @@ type Available struct {
 // Resources returns the available resources of a user, sorted by full JID,
 // with their last presence (shared: copy before changing it).
 func (m *Module) Resources(bare stanza.JID) []Available {
-	b := bare.Bare().String()
-	s := m.shard(b)
-	s.mu.Lock()
 	var out []Available
-	for _, r := range s.users[b] {
-		if r.available {
-			j, err := stanza.ParseJID(r.full)
-			if err == nil {
-				out = append(out, Available{JID: j, Presence: r.last})
-			}
+	for _, s := range m.h.Sessions().Broadcasting(bare.Bare().String()) {
+		if p := s.Broadcast(); p != nil {
+			out = append(out, Available{JID: s.Address(), Presence: p})
 		}
 	}
-	s.mu.Unlock()
-	slices.SortFunc(out, func(a, b Available) int { return strings.Compare(a.JID.String(), b.JID.String()) })
 	return out
 }
 
 // ---- sending ----
 
-// send routes a presence stanza a local user originates, after the outbound
-// filters (blocking), which the router does not run for presence.
+// send routes a presence stanza a local user originates, after the
+// FromClient stage (blocking), which the router does not run for presence.
 func (m *Module) send(ctx context.Context, el *stanza.Element, from, to stanza.JID) {
-	if m.h.HasFilters() {
-		if drop, _ := m.h.Filter(ctx, el, from, to, xeps.Outbound); drop {
+	if m.h.HasHooks(xeps.FromClient) {
+		if v, _ := m.h.Run(ctx, xeps.FromClient, el, from, to); v != xeps.Pass {
 			return
 		}
 	}
@@ -267,12 +115,20 @@ func (m *Module) SendUnavailable(ctx context.Context, user, contact stanza.JID) 
 	}
 }
 
-// toOwnResources delivers el from full to the user's other available resources.
+// toOwnResources delivers el, a broadcast presence of full, to the user's
+// available resources — full itself included: RFC 6121 §4.2.2 and §4.4.2
+// (the sender learns that its presence was accepted, and clients such as
+// Gajim show their own status only from that echo).
 func (m *Module) toOwnResources(ctx context.Context, el *stanza.Element, full stanza.JID) {
+	self := false
 	for _, r := range m.Resources(full.Bare()) {
-		if !r.JID.Equal(full) {
-			m.h.Deliver(ctx, addressed(el, full.String(), r.JID.String()))
-		}
+		self = self || r.JID.Equal(full)
+		m.h.Deliver(ctx, addressed(el, full.String(), r.JID.String()))
+	}
+	if !self && el.Get("type") == "unavailable" {
+		// The resource is no longer among the available ones, but if it is
+		// still connected it hears that its unavailable presence took.
+		m.h.Deliver(ctx, addressed(el, full.String(), full.String()))
 	}
 }
 
@@ -322,8 +178,8 @@ func (m *Module) outbound(ctx context.Context, el *stanza.Element, from, to stan
 // directedPresence sends presence to one entity (RFC 6121 §4.6) and
 // remembers it, so that the entity learns when the resource goes away.
 func (m *Module) directedPresence(ctx context.Context, el *stanza.Element, from, to stanza.JID, available bool) {
-	if !to.Bare().Equal(from.Bare()) {
-		m.directed(from, to.String(), available)
+	if s := m.sessionOf(ctx, from); s != nil && !to.Bare().Equal(from.Bare()) {
+		s.Directed(to.String(), available)
 	}
 	m.send(ctx, el, from, to)
 }
@@ -331,7 +187,11 @@ func (m *Module) directedPresence(ctx context.Context, el *stanza.Element, from,
 // available handles broadcast available presence: initial (§4.2) or an update (§4.4).
 func (m *Module) available(ctx context.Context, el *stanza.Element, full stanza.JID) {
 	bare := full.Bare()
-	initial, reachable := m.setAvailable(full, el)
+	s := m.sessionOf(ctx, full)
+	if s == nil {
+		return // the session is gone already
+	}
+	initial, reachable := s.SetBroadcast(el)
 	items, err := m.roster.Items(ctx, bare)
 	if err != nil {
 		m.h.Logger().Error("presence broadcast: roster", "err", err)
@@ -383,7 +243,12 @@ func (m *Module) available(ctx context.Context, el *stanza.Element, full stanza.
 // client or by the server for a session that ended.
 func (m *Module) unavailable(ctx context.Context, el *stanza.Element, full stanza.JID) {
 	bare := full.Bare()
-	was, directed, last := m.setUnavailable(full)
+	var was bool
+	var directed []string
+	if s := m.sessionOf(ctx, full); s != nil {
+		was, directed = s.ClearBroadcast()
+	}
+	last := len(m.h.Sessions().Broadcasting(bare.String())) == 0
 	told := map[string]bool{}
 	if was {
 		items, err := m.roster.Items(ctx, bare)
@@ -417,7 +282,7 @@ func (m *Module) unavailable(ctx context.Context, el *stanza.Element, full stanz
 func (m *Module) closed(ctx context.Context, s xeps.Session) {
 	full := s.Address()
 	un := stanza.New(stanza.NSClient, "presence").Set("type", "unavailable").Set("from", full.String())
-	m.unavailable(ctx, un, full)
+	m.unavailable(session.NewContext(ctx, s), un, full)
 }
 
 // ---- inbound ----

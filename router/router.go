@@ -7,30 +7,22 @@ package router
 import (
 	"context"
 	"log/slog"
+	"net"
 
+	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/xeps"
 )
 
-// Session is a bound local client session as the router sees it.
-type Session interface {
-	Address() stanza.JID
-	// Deliver queues a stanza for the client without blocking. It reports
-	// false when the session is closing or cannot take more.
-	Deliver(el *stanza.Element) bool
-	// DeliverWait queues a stanza, waiting (until ctx ends) for room in a
-	// full queue rather than dropping the client as a slow consumer.
-	DeliverWait(ctx context.Context, el *stanza.Element) bool
-	// Available reports whether the client sent available presence, and its priority.
-	Available() (ok bool, priority int)
-}
+// Session is a bound local client session.
+type Session = *session.Session
 
-// LocalSessions finds the bound sessions of local users. The c2s registry implements it.
+// LocalSessions finds the bound sessions of local users: *session.Registry.
 type LocalSessions interface {
 	// Sessions appends the bound sessions of a bare JID to buf and returns it.
-	Sessions(bare string, buf []Session) []Session
+	Sessions(bare string, buf []*session.Session) []*session.Session
 	// Session returns the session bound to a full JID, or nil.
-	Session(full string) Session
+	Session(full string) *session.Session
 }
 
 // Remote delivers stanzas to other domains (the s2s layer). It reports false
@@ -46,6 +38,7 @@ type Router struct {
 	sessions LocalSessions
 	remote   Remote
 	log      *slog.Logger
+	own      ownAddresses
 }
 
 // New returns a router. remote may be nil (no federation): stanzas for other
@@ -54,7 +47,7 @@ func New(host *xeps.Host, sessions LocalSessions, remote Remote, log *slog.Logge
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Router{host: host, sessions: sessions, remote: remote, log: log}
+	return &Router{host: host, sessions: sessions, remote: remote, log: log, own: newOwnAddresses()}
 }
 
 // RouteFromClient is the entry for stanzas a local client sent, their 'from'
@@ -79,10 +72,10 @@ func (r *Router) RouteFromClient(ctx context.Context, el *stanza.Element) {
 			return
 		}
 	}
-	if r.host.HasFilters() && el.Get("to") != "" {
-		// Parsed once here for both the filters and the routing.
+	if r.host.HasHooks(xeps.FromClient) && el.Get("to") != "" {
+		// Parsed once here for both the hooks and the routing.
 		if to, err := stanza.ParseJID(el.Get("to")); err == nil {
-			if !r.filtered(ctx, el, to, xeps.Outbound) {
+			if r.pass(ctx, xeps.FromClient, el, to) {
 				r.route(ctx, el, to)
 			}
 			return
@@ -91,18 +84,18 @@ func (r *Router) RouteFromClient(ctx context.Context, el *stanza.Element) {
 	r.Route(ctx, el)
 }
 
-// filtered runs the host's filters on el, addressed to to; true means it was
-// stopped (and bounced if the filter asked for it).
-func (r *Router) filtered(ctx context.Context, el *stanza.Element, to stanza.JID, dir xeps.Direction) bool {
+// pass runs a stage's hooks on el, addressed to to. False means a hook
+// consumed or refused it (and, for a refusal with an error, it bounced).
+func (r *Router) pass(ctx context.Context, stage xeps.Stage, el *stanza.Element, to stanza.JID) bool {
 	from, err := stanza.ParseJID(el.Get("from"))
 	if err != nil {
-		return false
+		return true
 	}
-	drop, bounce := r.host.Filter(ctx, el, from, to, dir)
-	if drop && bounce != nil {
-		r.bounce(ctx, el, bounce)
+	v, serr := r.host.Run(ctx, stage, el, from, to)
+	if v == xeps.Refuse && serr != nil {
+		r.bounce(ctx, el, serr)
 	}
-	return drop
+	return v == xeps.Pass
 }
 
 // isSubscription reports presence types handled by the inbound presence
@@ -134,8 +127,24 @@ func (r *Router) Route(ctx context.Context, el *stanza.Element) {
 
 // route is Route once 'to' is parsed.
 func (r *Router) route(ctx context.Context, el *stanza.Element, to stanza.JID) {
-	if !r.host.IsLocal(to.Domainpart()) {
-		if r.remote != nil && r.remote.Send(ctx, to.Domainpart(), el) {
+	domain := to.Domainpart()
+	if !r.host.IsLocal(domain) {
+		if svc := r.host.ServiceDomain(domain); svc != nil {
+			svc(ctx, el, to) // a module's own domain (conference., upload., ...)
+			return
+		}
+		if r.own.has(domain) {
+			// Addressed to one of this machine's IP addresses, as a client
+			// that connected to one may do for server queries: that is us,
+			// never a remote server to dial.
+			if to.Localpart() == "" {
+				r.toServer(ctx, el, to)
+			} else {
+				r.bounce(ctx, el, stanza.Errorf("item-not-found", "there are no accounts at an IP address of this server; use its domain"))
+			}
+			return
+		}
+		if r.remote != nil && r.remote.Send(ctx, domain, el) {
 			return
 		}
 		r.bounce(ctx, el, stanza.NewError("remote-server-not-found"))
@@ -145,7 +154,7 @@ func (r *Router) route(ctx context.Context, el *stanza.Element, to stanza.JID) {
 		r.toServer(ctx, el, to)
 		return
 	}
-	if r.host.HasFilters() && r.filtered(ctx, el, to, xeps.Inbound) {
+	if r.host.HasHooks(xeps.ForAccount) && !r.pass(ctx, xeps.ForAccount, el, to) {
 		return
 	}
 	if el.Local == "presence" && isSubscription(el.Get("type")) {
@@ -178,7 +187,7 @@ func (r *Router) Deliver(ctx context.Context, el *stanza.Element) bool {
 	}
 	if to.Resourcepart() != "" {
 		if s := r.sessions.Session(to.String()); s != nil {
-			return s.Deliver(el)
+			return r.deliverTo(ctx, s, el)
 		}
 		return false
 	}
@@ -189,7 +198,7 @@ func (r *Router) Deliver(ctx context.Context, el *stanza.Element) bool {
 	case "presence":
 		for _, s := range sessions {
 			if ok, _ := s.Available(); ok {
-				delivered = s.Deliver(el) || delivered
+				delivered = r.deliverTo(ctx, s, el) || delivered
 			}
 		}
 	case "message":
@@ -201,11 +210,64 @@ func (r *Router) Deliver(ctx context.Context, el *stanza.Element) bool {
 		}
 		for _, s := range sessions {
 			if ok, prio := s.Available(); ok && best >= 0 && prio == best {
-				delivered = s.Deliver(el) || delivered
+				delivered = r.deliverTo(ctx, s, el) || delivered
 			}
 		}
 	}
 	return delivered
+}
+
+// deliverTo hands el to one session, through the ForSession stage. False
+// means the session did not take it (it is closing, or was just dropped as
+// a slow consumer): the caller decides where el goes instead.
+func (r *Router) deliverTo(ctx context.Context, s Session, el *stanza.Element) bool {
+	if r.host.HasSessionHooks() && r.host.RunSession(ctx, s, el) != xeps.Pass {
+		return true // held back or consumed by a hook, which now owns it
+	}
+	return s.Deliver(el)
+}
+
+// Undeliverable takes a stanza that the session s did not take or never
+// wrote to its client (left in its queue when it closed), so that it is
+// never silently lost (RFC 6121 §8): a message goes to the user's other
+// resources, else to the undeliverable stage (offline storage), else it
+// bounces; a request bounces; results, errors and presence are dropped, as
+// for a resource that is gone (RFC 6121 §8.5.3.2).
+func (r *Router) Undeliverable(ctx context.Context, s Session, el *stanza.Element) {
+	to, err := stanza.ParseJID(el.Get("to"))
+	if err != nil {
+		return
+	}
+	switch el.Local {
+	case "iq":
+		if t := el.Get("type"); t == "get" || t == "set" {
+			r.bounce(ctx, el, stanza.Errorf("service-unavailable", "the recipient disconnected before the request reached it"))
+		}
+	case "message":
+		switch el.Get("type") {
+		case "error", "headline":
+			return // never stored, never bounced
+		case "groupchat":
+			r.bounce(ctx, el, stanza.Errorf("service-unavailable", "the recipient disconnected before the message reached it"))
+			return
+		}
+		if to.Resourcepart() == "" && r.othersTook(to, s) {
+			return // a copy of a bare-JID message: the other resources have it
+		}
+		r.messageToBare(ctx, el, to.Bare(), s)
+	}
+}
+
+// othersTook reports whether a message to bare went to another available
+// resource than s as well: one of non-negative priority.
+func (r *Router) othersTook(bare stanza.JID, s Session) bool {
+	var buf [8]Session
+	for _, o := range r.sessions.Sessions(bare.String(), buf[:0]) {
+		if ok, prio := o.Available(); ok && prio >= 0 && o != s {
+			return true
+		}
+	}
+	return false
 }
 
 // DeliverBacklog hands a stanza to one local full JID's session, waiting for
@@ -213,6 +275,9 @@ func (r *Router) Deliver(ctx context.Context, el *stanza.Element) bool {
 // for a backlog the session asked for, such as its offline messages.
 func (r *Router) DeliverBacklog(ctx context.Context, el *stanza.Element) bool {
 	if s := r.sessions.Session(el.Get("to")); s != nil {
+		if r.host.HasSessionHooks() && r.host.RunSession(ctx, s, el) != xeps.Pass {
+			return true
+		}
 		return s.DeliverWait(ctx, el)
 	}
 	return false
@@ -229,7 +294,7 @@ func (r *Router) routeNoTo(ctx context.Context, el *stanza.Element) {
 		// Broadcast presence: the user's other available resources get it
 		// (RFC 6121 §4.2.2, §4.4.2); contacts are the presence module's job.
 		if el.Get("type") == "" || el.Get("type") == "unavailable" {
-			r.toOtherResources(el, from)
+			r.toOwnResources(ctx, el, from)
 		}
 	case "iq":
 		r.toAccount(ctx, el, from.Bare())
@@ -238,11 +303,38 @@ func (r *Router) routeNoTo(ctx context.Context, el *stanza.Element) {
 	}
 }
 
-func (r *Router) toOtherResources(el *stanza.Element, from stanza.JID) {
+// ownAddresses are this machine's IP addresses, as domains: a stanza to
+// one of them is for this server.
+type ownAddresses map[string]bool
+
+func newOwnAddresses() ownAddresses {
+	own := ownAddresses{"127.0.0.1": true, "::1": true}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			own[n.IP.String()] = true
+		}
+	}
+	return own
+}
+
+// has reports whether domain is an IP literal of this machine (a JID's
+// IPv6 domain is written in brackets, RFC 7622 §3.2).
+func (o ownAddresses) has(domain string) bool {
+	if len(domain) > 2 && domain[0] == '[' && domain[len(domain)-1] == ']' {
+		domain = domain[1 : len(domain)-1]
+	}
+	ip := net.ParseIP(domain)
+	return ip != nil && (ip.IsLoopback() || o[ip.String()])
+}
+
+// toOwnResources delivers a user's broadcast presence to the user's
+// available resources, the sender included (RFC 6121 §4.2.2, §4.4.2).
+func (r *Router) toOwnResources(ctx context.Context, el *stanza.Element, from stanza.JID) {
 	var buf [8]Session
 	for _, s := range r.sessions.Sessions(from.Bare().String(), buf[:0]) {
-		if ok, _ := s.Available(); ok && !s.Address().Equal(from) {
-			s.Deliver(el)
+		if ok, _ := s.Available(); ok || s.Address().Equal(from) {
+			r.deliverTo(ctx, s, el)
 		}
 	}
 }
@@ -305,26 +397,27 @@ func (r *Router) toBare(ctx context.Context, el *stanza.Element, to stanza.JID) 
 	case "iq":
 		r.toAccount(ctx, el, to)
 	case "message":
-		r.messageToBare(ctx, el, to)
+		r.messageToBare(ctx, el, to, nil)
 	case "presence":
 		// Presence to a bare JID goes to every available resource (RFC 6121 §8.5.2.1.1).
 		var buf [8]Session
 		for _, s := range r.sessions.Sessions(to.String(), buf[:0]) {
 			if ok, _ := s.Available(); ok {
-				s.Deliver(el)
+				r.deliverTo(ctx, s, el)
 			}
 		}
 	}
 }
 
-// messageToBare implements RFC 6121 §8.5.2.1.1 and §8.5.2.2.1.
-func (r *Router) messageToBare(ctx context.Context, el *stanza.Element, to stanza.JID) {
+// messageToBare implements RFC 6121 §8.5.2.1.1 and §8.5.2.2.1. skip, if
+// set, is a session that must not get the message (it failed to take it).
+func (r *Router) messageToBare(ctx context.Context, el *stanza.Element, to stanza.JID, skip Session) {
 	typ := el.Get("type")
 	var buf [8]Session
 	sessions := r.sessions.Sessions(to.String(), buf[:0])
 	best := -1
 	for _, s := range sessions {
-		if ok, prio := s.Available(); ok && prio > best {
+		if ok, prio := s.Available(); ok && prio > best && s != skip {
 			best = prio
 		}
 	}
@@ -338,30 +431,47 @@ func (r *Router) messageToBare(ctx context.Context, el *stanza.Element, to stanz
 		}
 		// Chat and normal messages go to every available resource of the
 		// highest non-negative priority; headline to all non-negative ones.
+		took := false
 		for _, s := range sessions {
-			if ok, prio := s.Available(); ok && (prio == best || typ == "headline" && prio >= 0) {
-				s.Deliver(el)
+			if ok, prio := s.Available(); ok && s != skip && (prio == best || typ == "headline" && prio >= 0) {
+				took = r.deliverTo(ctx, s, el) || took
 			}
 		}
-		return
+		if took {
+			return
+		}
+		// Every session it went to failed to take it (dropped as slow
+		// consumers, closing): as if none were available.
 	}
 	if typ == "headline" {
 		return // never bounced, never stored
 	}
 	// No available resource: chat and normal messages are offered for
 	// storage (XEP-0160); what nobody takes is refused (§8.5.2.2.1).
-	if typ != "groupchat" && r.host.Undeliverable(ctx, el, to) {
+	if typ != "groupchat" && r.undeliverable(ctx, el, to) {
 		return
 	}
-	r.bounce(ctx, el, stanza.NewError("service-unavailable"))
+	r.bounce(ctx, el, stanza.Errorf("service-unavailable", "the recipient is not available and the message could not be stored"))
+}
+
+// undeliverable offers a message for a local user that no session took to
+// the Undeliverable stage; true when a hook took it (stored it offline).
+func (r *Router) undeliverable(ctx context.Context, el *stanza.Element, to stanza.JID) bool {
+	from, err := stanza.ParseJID(el.Get("from"))
+	if err != nil {
+		return false
+	}
+	v, _ := r.host.Run(ctx, xeps.Undeliverable, el, from, to)
+	return v == xeps.Consume
 }
 
 // toFull handles stanzas to a local full JID (RFC 6121 §8.5.3).
 func (r *Router) toFull(ctx context.Context, el *stanza.Element, to stanza.JID) {
-	if s := r.sessions.Session(to.String()); s != nil {
-		s.Deliver(el)
+	s := r.sessions.Session(to.String())
+	if s != nil && r.deliverTo(ctx, s, el) {
 		return
 	}
+	// No such resource, or it did not take the stanza (RFC 6121 §8.5.3.2).
 	switch el.Local {
 	case "iq":
 		// A request to a resource that is gone fails; a result or error for
@@ -377,7 +487,7 @@ func (r *Router) toFull(ctx context.Context, el *stanza.Element, to stanza.JID) 
 			r.bounce(ctx, el, stanza.NewError("service-unavailable"))
 		default:
 			// Chat, normal and headline messages fall back to the bare JID (§8.5.3.2.1).
-			r.messageToBare(ctx, el, to.Bare())
+			r.messageToBare(ctx, el, to.Bare(), s)
 		}
 	case "presence":
 		// Presence to an unknown resource is dropped (§8.5.3.2.3); subscription

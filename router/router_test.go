@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/xeps"
 )
@@ -18,12 +19,16 @@ const (
 	alice  = "alice@localhost/a" // the sender in most cases
 )
 
-// world is the fake side of the router: local sessions and a remote domain.
-// Every delivery, local or remote, is appended to log in order; routing is
-// synchronous, so the order is deterministic.
+// world is the other side of the router: local sessions in a real
+// registry, each with an in-memory transport that logs what it is handed,
+// and a remote domain. Every delivery, local or remote, is appended to log
+// in order; routing is synchronous, so the order is deterministic.
 type world struct {
-	sessions []*fakeSession
-	log      []delivery
+	reg *session.Registry
+	log []delivery
+	// refuse makes the transports of these full JIDs refuse every stanza,
+	// as a session dropped as a slow consumer does.
+	refuse map[string]bool
 }
 
 type delivery struct {
@@ -31,40 +36,38 @@ type delivery struct {
 	el *stanza.Element
 }
 
-type fakeSession struct {
-	w     *world
-	addr  stanza.JID
-	avail bool
-	prio  int
+// logTransport is a test transport: it takes a stanza by logging it.
+type logTransport struct {
+	w    *world
+	full string
 }
 
-func (s *fakeSession) Address() stanza.JID { return s.addr }
-
-func (s *fakeSession) Available() (bool, int) { return s.avail, s.prio }
-
-func (s *fakeSession) Deliver(el *stanza.Element) bool {
-	s.w.log = append(s.w.log, delivery{at: s.addr.String(), el: el})
+func (tr *logTransport) Deliver(el *stanza.Element) bool {
+	if tr.w.refuse[tr.full] {
+		return false
+	}
+	tr.w.log = append(tr.w.log, delivery{at: tr.full, el: el})
 	return true
 }
 
-func (s *fakeSession) DeliverWait(_ context.Context, el *stanza.Element) bool { return s.Deliver(el) }
+func (tr *logTransport) DeliverWait(_ context.Context, el *stanza.Element) bool {
+	return tr.Deliver(el)
+}
+func (tr *logTransport) Start()                    {}
+func (tr *logTransport) Close(*stanza.StreamError) {}
 
-func (w *world) Sessions(bare string, buf []router.Session) []router.Session {
-	for _, s := range w.sessions {
-		if s.addr.Bare().String() == bare {
-			buf = append(buf, s)
-		}
+func (w *world) Sessions(bare string, buf []*session.Session) []*session.Session {
+	if w.reg == nil {
+		return buf
 	}
-	return buf
+	return w.reg.Sessions(bare, buf)
 }
 
-func (w *world) Session(full string) router.Session {
-	for _, s := range w.sessions {
-		if s.addr.String() == full {
-			return s
-		}
+func (w *world) Session(full string) *session.Session {
+	if w.reg == nil {
+		return nil
 	}
-	return nil // an untyped nil, not a nil *fakeSession
+	return w.reg.Session(full)
 }
 
 // fakeRemote stands in for s2s.
@@ -90,14 +93,16 @@ func (w *world) add(t *testing.T, spec string) {
 	if err != nil {
 		t.Fatalf("session %q: %v", spec, err)
 	}
-	s := &fakeSession{w: w, addr: j}
-	if hasPrio {
-		s.avail = true
-		if _, err := fmt.Sscan(prio, &s.prio); err != nil {
-			t.Fatalf("session %q: %v", spec, err)
-		}
+	if w.reg == nil {
+		w.reg = session.NewRegistry()
 	}
-	w.sessions = append(w.sessions, s)
+	s := session.New(addr, 8)
+	s.SetAddress(j)
+	w.reg.Bind(s)
+	s.Attach(&logTransport{w: w, full: j.String()})
+	if hasPrio {
+		s.TrackPresence(stanza.New(stanza.NSClient, "presence").Append(stanza.New(stanza.NSClient, "priority").AppendText(prio)))
+	}
 }
 
 // moduleFunc is a module written inline.
@@ -425,19 +430,23 @@ func TestRoute(t *testing.T) {
 			in:       `<iq from='alice@localhost/a' type='result' id='n3'/>`,
 		},
 		{
-			name:     "no to: presence broadcast to the other available resources, not the sender",
+			name:     "no to: presence broadcast to the available resources, the sender included (RFC 6121 §4.2.2)",
 			sessions: []string{alice + " 0", "alice@localhost/b -1", "alice@localhost/c", "alice@localhost/d 3", "bob@localhost/a 0"},
 			in:       `<presence from='alice@localhost/a'><priority>0</priority></presence>`,
 			want: []want{
+				{at: alice, kind: "presence", from: alice, same: true},
 				{at: "alice@localhost/b", kind: "presence", from: alice, same: true},
 				{at: "alice@localhost/d", kind: "presence", from: alice, same: true},
 			},
 		},
 		{
-			name:     "no to: unavailable presence broadcast too",
-			sessions: []string{alice + " 0", "alice@localhost/b 1"},
+			name:     "no to: unavailable presence broadcast too, the sender included",
+			sessions: []string{alice, "alice@localhost/b 1"},
 			in:       `<presence from='alice@localhost/a' type='unavailable'/>`,
-			want:     []want{{at: "alice@localhost/b", kind: "presence", typ: "unavailable", from: alice, same: true}},
+			want: []want{
+				{at: alice, kind: "presence", typ: "unavailable", from: alice, same: true},
+				{at: "alice@localhost/b", kind: "presence", typ: "unavailable", from: alice, same: true},
+			},
 		},
 		{
 			name:     "no to: other presence types are not broadcast",

@@ -22,8 +22,16 @@ import (
 // Config is what a Conn needs from its owner. T is what the queue holds:
 // c2s queues elements, s2s elements with a retry mark.
 type Config[T any] struct {
-	// QueueSize bounds the queue for Enqueue(it, true) and DeliverWait.
+	// QueueSize bounds the queue for Enqueue(it, true) and DeliverWait,
+	// when the Conn makes its own queue (Queue is nil).
 	QueueSize int
+	// Queue, if set, is the queue the Conn drains instead of one of its own:
+	// a c2s session's, which outlives any one connection (docs/design/004).
+	Queue *Queue[T]
+	// RequeueFailed puts a batch whose write failed back at the front of the
+	// queue (with KeepUnwritten): the peer may not have read any of it, and
+	// its owner would rather deliver it again elsewhere than lose it.
+	RequeueFailed bool
 	// WriteTimeout is the deadline of one write.
 	WriteTimeout time.Duration
 	// Append serializes one queued item into b. Stanzas are written in the
@@ -75,12 +83,10 @@ type Conn[T any] struct {
 	// for each stanza cost 2–3 % of the server's CPU in a chat.
 	parkUntil, writeUntil time.Time
 
-	qmu        sync.Mutex // guards the fields below
-	queue      []T
-	writing    bool // a writer goroutine runs
+	q          *Queue[T] // its mu guards the fields below
+	writing    bool      // a writer goroutine runs
 	closing    bool
 	closeErr   *stanza.StreamError
-	room       chan struct{} // closed by the writer when it empties the queue; see DeliverWait
 	writerDone chan struct{} // made only when Close must wait; closed when wdone is set
 	wdone      bool          // the final frame is written (or failed)
 
@@ -89,7 +95,11 @@ type Conn[T any] struct {
 
 // New returns the sending half of a stream over c.
 func New[T any](c net.Conn, cfg Config[T]) *Conn[T] {
-	return &Conn[T]{cfg: cfg, conn: c}
+	q := cfg.Queue
+	if q == nil {
+		q = NewQueue[T](cfg.QueueSize)
+	}
+	return &Conn[T]{cfg: cfg, conn: c, q: q}
 }
 
 // Enqueue queues it for the peer without blocking and starts the writer if
@@ -97,26 +107,26 @@ func New[T any](c net.Conn, cfg Config[T]) *Conn[T] {
 // bounded, that QueueSize items wait already (it was not taken). The caller
 // decides what a full queue means.
 func (c *Conn[T]) Enqueue(it T, bounded bool) (ok, full bool) {
-	c.qmu.Lock()
+	c.q.mu.Lock()
 	if c.closing {
-		c.qmu.Unlock()
+		c.q.mu.Unlock()
 		return false, false
 	}
-	if bounded && len(c.queue) >= c.cfg.QueueSize {
-		c.qmu.Unlock()
+	if bounded && len(c.q.items) >= c.q.max {
+		c.q.mu.Unlock()
 		return false, true
 	}
 	c.push(it)
 	return true, false
 }
 
-// push queues it and starts the writer if none runs. It is called with qmu
+// push queues it and starts the writer if none runs. It is called with q.mu
 // held and releases it.
 func (c *Conn[T]) push(it T) {
-	c.queue = append(c.queue, it)
+	c.q.items = append(c.q.items, it)
 	start := !c.writing
 	c.writing = true
-	c.qmu.Unlock()
+	c.q.mu.Unlock()
 	if start {
 		go c.flush()
 	}
@@ -127,22 +137,22 @@ func (c *Conn[T]) push(it T) {
 // result this way before the session can be reached, and starts the writer
 // once it can.
 func (c *Conn[T]) Hold(it T) {
-	c.qmu.Lock()
-	c.queue = append(c.queue, it)
-	c.qmu.Unlock()
+	c.q.mu.Lock()
+	c.q.items = append(c.q.items, it)
+	c.q.mu.Unlock()
 }
 
 // Start starts the writer for what is queued, if none runs. It reports
 // false when the stream is closing.
 func (c *Conn[T]) Start() bool {
-	c.qmu.Lock()
+	c.q.mu.Lock()
 	if c.closing {
-		c.qmu.Unlock()
+		c.q.mu.Unlock()
 		return false
 	}
-	start := !c.writing && len(c.queue) > 0
+	start := !c.writing && len(c.q.items) > 0
 	c.writing = c.writing || start
-	c.qmu.Unlock()
+	c.q.mu.Unlock()
 	if start {
 		go c.flush()
 	}
@@ -154,20 +164,20 @@ func (c *Conn[T]) Start() bool {
 // It reports false when the stream is closing or ctx ended.
 func (c *Conn[T]) DeliverWait(ctx context.Context, it T) bool {
 	for {
-		c.qmu.Lock()
+		c.q.mu.Lock()
 		if c.closing {
-			c.qmu.Unlock()
+			c.q.mu.Unlock()
 			return false
 		}
-		if len(c.queue) < c.cfg.QueueSize {
+		if len(c.q.items) < c.q.max {
 			c.push(it)
 			return true
 		}
-		if c.room == nil {
-			c.room = make(chan struct{})
+		if c.q.room == nil {
+			c.q.room = make(chan struct{})
 		}
-		room := c.room
-		c.qmu.Unlock()
+		room := c.q.room
+		c.q.mu.Unlock()
 		select {
 		case <-room:
 		case <-ctx.Done():
@@ -179,16 +189,16 @@ func (c *Conn[T]) DeliverWait(ctx context.Context, it T) bool {
 // CloseWithError ends the stream: queued items are written, then the stream
 // error (if any) and </stream:stream>. Safe from any goroutine, more than once.
 func (c *Conn[T]) CloseWithError(se *stanza.StreamError) {
-	c.qmu.Lock()
+	c.q.mu.Lock()
 	if c.closing {
-		c.qmu.Unlock()
+		c.q.mu.Unlock()
 		return
 	}
 	c.closing = true
 	c.closeErr = se
 	start := !c.writing
 	c.writing = true
-	c.qmu.Unlock()
+	c.q.mu.Unlock()
 	c.onClose()
 	if start {
 		go c.flush()
@@ -209,13 +219,13 @@ func (c *Conn[T]) CloseStuck(se *stanza.StreamError) {
 // Abort ends the stream without writing anything more of its own: the
 // connection is broken. What is queued is dropped, unless KeepUnwritten.
 func (c *Conn[T]) Abort() {
-	c.qmu.Lock()
+	c.q.mu.Lock()
 	c.closing = true
 	if !c.cfg.KeepUnwritten {
-		c.queue = nil
+		c.q.items = nil
 	}
 	running := c.writing
-	c.qmu.Unlock()
+	c.q.mu.Unlock()
 	c.onClose()
 	if !running {
 		c.markWriterDone()
@@ -224,24 +234,24 @@ func (c *Conn[T]) Abort() {
 
 // Closing reports whether the stream is closing (or closed).
 func (c *Conn[T]) Closing() bool {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
+	c.q.mu.Lock()
+	defer c.q.mu.Unlock()
 	return c.closing
 }
 
 // Busy reports whether items are queued or being written.
 func (c *Conn[T]) Busy() bool {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	return c.writing || len(c.queue) > 0
+	c.q.mu.Lock()
+	defer c.q.mu.Unlock()
+	return c.writing || len(c.q.items) > 0
 }
 
 // Unwritten takes what was queued and never written (with KeepUnwritten).
 func (c *Conn[T]) Unwritten() []T {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	left := c.queue
-	c.queue = nil
+	c.q.mu.Lock()
+	defer c.q.mu.Unlock()
+	left := c.q.items
+	c.q.items = nil
 	return left
 }
 
@@ -251,19 +261,19 @@ func (c *Conn[T]) Unwritten() []T {
 // reading goroutine, the one that calls SetConn, may call it.
 func (c *Conn[T]) Close() {
 	c.CloseWithError(nil)
-	c.qmu.Lock()
+	c.q.mu.Lock()
 	if !c.wdone {
 		if c.writerDone == nil {
 			c.writerDone = make(chan struct{})
 		}
 		done := c.writerDone
-		c.qmu.Unlock()
+		c.q.mu.Unlock()
 		select {
 		case <-done:
 		case <-time.After(c.cfg.WriteTimeout):
 		}
 	} else {
-		c.qmu.Unlock()
+		c.q.mu.Unlock()
 	}
 	c.park.release()
 	// Not under the write lock: it breaks a Write still stuck there.
@@ -467,14 +477,14 @@ func (c *Conn[T]) onClose() {
 }
 
 func (c *Conn[T]) markWriterDone() {
-	c.qmu.Lock()
+	c.q.mu.Lock()
 	if !c.wdone {
 		c.wdone = true
 		if c.writerDone != nil {
 			close(c.writerDone)
 		}
 	}
-	c.qmu.Unlock()
+	c.q.mu.Unlock()
 }
 
 // closeGrace is how long the reader waits for the peer's </stream:stream>
@@ -489,29 +499,29 @@ func (c *Conn[T]) flush() {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	for {
-		c.qmu.Lock()
-		batch := c.queue
-		c.queue = nil
-		if c.room != nil {
-			close(c.room) // DeliverWait callers may go on
-			c.room = nil
+		c.q.mu.Lock()
+		batch := c.q.items
+		c.q.items = nil
+		if c.q.room != nil {
+			close(c.q.room) // DeliverWait callers may go on
+			c.q.room = nil
 		}
 		closing, se := c.closing, c.closeErr
 		if len(batch) == 0 && !closing {
 			c.writing = false
-			c.qmu.Unlock()
+			c.q.mu.Unlock()
 			return
 		}
-		c.qmu.Unlock()
+		c.q.mu.Unlock()
 
 		b := (*bp)[:0]
 		for _, it := range batch {
 			b = c.cfg.Append(b, it)
 		}
 		if closing {
-			c.qmu.Lock()
-			more := len(c.queue) > 0
-			c.qmu.Unlock()
+			c.q.mu.Lock()
+			more := len(c.q.items) > 0
+			c.q.mu.Unlock()
 			if !more {
 				if se != nil {
 					b = se.AppendXML(b)
@@ -537,12 +547,14 @@ func (c *Conn[T]) flush() {
 			c.conn.SetReadDeadline(time.Now().Add(closeGrace))
 			c.parkUntil = time.Time{}
 			c.wmu.Unlock()
-			c.qmu.Lock()
+			c.q.mu.Lock()
 			if !c.cfg.KeepUnwritten {
-				c.queue = nil
+				c.q.items = nil
+			} else if err != nil && c.cfg.RequeueFailed {
+				c.q.items = append(batch, c.q.items...)
 			}
 			c.closing = true
-			c.qmu.Unlock()
+			c.q.mu.Unlock()
 			c.onClose()
 			c.markWriterDone()
 			return

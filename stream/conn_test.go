@@ -111,9 +111,9 @@ func waitIdle(t *testing.T, c *Conn[*stanza.Element]) {
 func waitDone(t *testing.T, c *Conn[*stanza.Element]) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		c.qmu.Lock()
+		c.q.mu.Lock()
 		done := c.wdone
-		c.qmu.Unlock()
+		c.q.mu.Unlock()
 		if done {
 			return
 		}
@@ -132,9 +132,9 @@ func TestQueueBound(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		c.qmu.Lock()
-		taken := len(c.queue) == 0
-		c.qmu.Unlock()
+		c.q.mu.Lock()
+		taken := len(c.q.items) == 0
+		c.q.mu.Unlock()
 		if taken {
 			break
 		}
@@ -169,9 +169,9 @@ func TestWriterExitsWhenIdle(t *testing.T) {
 	c := newTestConn(fc, 8)
 	c.Enqueue(msg("1"), true)
 	waitIdle(t, c)
-	c.qmu.Lock()
+	c.q.mu.Lock()
 	writing := c.writing
-	c.qmu.Unlock()
+	c.q.mu.Unlock()
 	if writing {
 		t.Fatal("the writer still runs with an empty queue")
 	}
@@ -244,9 +244,9 @@ func TestDeliverWait(t *testing.T) {
 	c2 := newTestConn(fc2, 1)
 	c2.Enqueue(msg("taken"), true)
 	for c2.Busy() {
-		c2.qmu.Lock()
-		taken := len(c2.queue) == 0
-		c2.qmu.Unlock()
+		c2.q.mu.Lock()
+		taken := len(c2.q.items) == 0
+		c2.q.mu.Unlock()
 		if taken {
 			break
 		}

@@ -5,36 +5,26 @@ import (
 	"fmt"
 
 	"github.com/xmppd/xmppd/stanza"
-	"github.com/xmppd/xmppd/storage"
 )
 
 // The hooks are a closed, typed set: one Go func type each, run in
 // registration order. The router and the presence module fire them; modules
 // register in Register.
 
-// Direction says which way a filtered stanza travels relative to our users.
+// Direction says which way a stanza travels relative to a local user: the
+// roster's subscription state machine reads it (RFC 6121 Appendix A).
 type Direction int
 
 const (
-	// Outbound: sent by a local client, before it is routed.
+	// Outbound: sent by the local user.
 	Outbound Direction = iota
-	// Inbound: about to be delivered to a local user (a session or storage).
+	// Inbound: for the local user.
 	Inbound
 )
-
-// FilterFunc sees every stanza sent by a local client (Outbound) and every
-// stanza about to reach a local user (Inbound). It returns drop to stop the
-// stanza; with a non-nil bounce the sender also gets that error. Blocking
-// (XEP-0191) is a filter.
-type FilterFunc func(ctx context.Context, el *stanza.Element, from, to stanza.JID, dir Direction) (drop bool, bounce *stanza.Error)
 
 // PresenceFunc handles a presence stanza. For outbound presence, to is the
 // zero JID when the client sent no 'to' (a broadcast).
 type PresenceFunc func(ctx context.Context, el *stanza.Element, from, to stanza.JID)
-
-// UndeliverableFunc is offered a message for a local user with no available
-// resource; it returns true when it took the message (stored it offline).
-type UndeliverableFunc func(ctx context.Context, el *stanza.Element, to stanza.JID) bool
 
 // ResourceFunc is told about a resource of a local user: on OnAvailable when
 // it sent its initial presence, on OnUnavailable when it became unavailable
@@ -47,11 +37,9 @@ type ResourceFunc func(ctx context.Context, full stanza.JID, last bool)
 type AvailablePresenceFunc func(ctx context.Context, full stanza.JID, el *stanza.Element)
 
 type hooks struct {
-	filters        []FilterFunc
 	presence       []AvailablePresenceFunc
 	outPresence    PresenceFunc
 	inPresence     PresenceFunc
-	undeliverable  []UndeliverableFunc
 	available      []ResourceFunc
 	unavailable    []ResourceFunc
 	streamFeatures []*stanza.Element
@@ -59,9 +47,6 @@ type hooks struct {
 	presenceSender PresenceSender
 	caps           CapsReader
 }
-
-// OnFilter adds a stanza filter.
-func (h *Host) OnFilter(fn FilterFunc) { h.hooks.filters = append(h.hooks.filters, fn) }
 
 // HandleOutboundPresence makes fn the handler of all presence local clients
 // send (RFC 6121 outbound processing: broadcast, directed presence,
@@ -81,11 +66,6 @@ func (h *Host) HandleInboundPresence(fn PresenceFunc) {
 		panic(fmt.Sprintf("xeps: module %s registers a second inbound presence handler", h.module))
 	}
 	h.hooks.inPresence = fn
-}
-
-// OnUndeliverable adds a taker of messages that found no available resource.
-func (h *Host) OnUndeliverable(fn UndeliverableFunc) {
-	h.hooks.undeliverable = append(h.hooks.undeliverable, fn)
 }
 
 // OnAvailable runs fn when a resource sends its initial presence.
@@ -112,40 +92,16 @@ func (h *Host) StreamFeature(el *stanza.Element) {
 // StreamFeatures lists what modules added with StreamFeature, in order.
 func (h *Host) StreamFeatures() []*stanza.Element { return h.hooks.streamFeatures }
 
-// HasFilters reports whether any filter is registered, so the router can skip
-// parsing addresses for them.
-func (h *Host) HasFilters() bool { return len(h.hooks.filters) > 0 }
-
-// Filter runs the filters; the first that drops decides.
-func (h *Host) Filter(ctx context.Context, el *stanza.Element, from, to stanza.JID, dir Direction) (bool, *stanza.Error) {
-	for _, f := range h.hooks.filters {
-		if drop, bounce := f(ctx, el, from, to, dir); drop {
-			return true, bounce
-		}
-	}
-	return false, nil
-}
-
 // OutboundPresence returns the outbound presence handler, or nil.
 func (h *Host) OutboundPresence() PresenceFunc { return h.hooks.outPresence }
 
 // InboundPresence returns the inbound presence handler, or nil.
 func (h *Host) InboundPresence() PresenceFunc { return h.hooks.inPresence }
 
-// Undeliverable offers el to the OnUndeliverable hooks; true when one took it.
-func (h *Host) Undeliverable(ctx context.Context, el *stanza.Element, to stanza.JID) bool {
-	for _, fn := range h.hooks.undeliverable {
-		if fn(ctx, el, to) {
-			return true
-		}
-	}
-	return false
-}
-
 // ResourceAvailable records full as announced (Announced) and runs the
 // OnAvailable hooks (the presence module calls it).
 func (h *Host) ResourceAvailable(ctx context.Context, full stanza.JID) {
-	h.announce(full)
+	h.announce(ctx, full)
 	for _, fn := range h.hooks.available {
 		fn(ctx, full, false)
 	}
@@ -155,7 +111,7 @@ func (h *Host) ResourceAvailable(ctx context.Context, full stanza.JID) {
 // of the user's resources is) and runs the OnUnavailable hooks (the
 // presence module calls it).
 func (h *Host) ResourceUnavailable(ctx context.Context, full stanza.JID, last bool) {
-	h.unannounce(full, last)
+	h.unannounce(ctx, full, last)
 	for _, fn := range h.hooks.unavailable {
 		fn(ctx, full, last)
 	}
@@ -168,14 +124,6 @@ func (h *Host) PresenceAvailable(ctx context.Context, full stanza.JID, el *stanz
 		fn(ctx, full, el)
 	}
 }
-
-// UserExists reports whether a local account exists.
-func (h *Host) UserExists(ctx context.Context, domain, local string) (bool, error) {
-	return h.cfg.DB.UserExists(ctx, domain, local)
-}
-
-// Archive returns the named per-user ordered store. Modules ask for it in Register.
-func (h *Host) Archive(name string) *storage.Archive { return h.cfg.DB.Archive(name) }
 
 // RosterReader answers questions about users' rosters for modules that need
 // them (last activity and vCard visibility, blocking). The roster module

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/storage"
 )
@@ -54,16 +55,16 @@ type IQHandlerFunc func(ctx context.Context, iq *stanza.IQ) (*stanza.Element, er
 // Identity is a disco#info identity (XEP-0030 §3.1).
 type Identity struct{ Category, Type, Name string }
 
-// Session is what hooks learn about a client session.
-type Session interface {
-	Address() stanza.JID
-}
+// Session is a local client session, as hooks see it.
+type Session = *session.Session
 
 // Config is what the server hands the Host at startup.
 type Config struct {
 	Domains []string
 	Logger  *slog.Logger
 	DB      *storage.DB
+	// Sessions is the registry of bound sessions; nil makes an empty one.
+	Sessions *session.Registry
 }
 
 type iqKey struct {
@@ -85,9 +86,12 @@ type Host struct {
 	onBound         []func(context.Context, Session)
 	onClosed        []func(context.Context, Session)
 	hooks           hooks
+	pipe            pipeline // the stanza pipeline's hooks (pipeline.go)
+	services        services // the modules' own domains (domains.go)
+	accounts        accountHooks
+	modules         []Module // registered, in order, for Start and Stop
 
 	pending pendingIQs // server-originated IQ requests waiting for an answer
-	online  online     // local users' announced resources and their interests (online.go)
 
 	send    func(context.Context, *stanza.Element)      // set once by SetSender before serving
 	deliver func(context.Context, *stanza.Element) bool // set once by SetDeliverer before serving
@@ -99,9 +103,10 @@ func NewHost(cfg Config) *Host {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Host{cfg: cfg, iq: map[iqKey]IQHandlerFunc{}}
-	h.online.init()
-	return h
+	if cfg.Sessions == nil {
+		cfg.Sessions = session.NewRegistry()
+	}
+	return &Host{cfg: cfg, iq: map[iqKey]IQHandlerFunc{}}
 }
 
 // Register registers modules in order. The order is the order of the slice in
@@ -112,6 +117,7 @@ func (h *Host) Register(mods ...Module) error {
 		if err := m.Register(h); err != nil {
 			return fmt.Errorf("module %s: %w", m.Name(), err)
 		}
+		h.modules = append(h.modules, m)
 	}
 	h.module = ""
 	sort.Strings(h.features)
@@ -179,11 +185,9 @@ func (h *Host) Logger() *slog.Logger { return h.cfg.Logger.With("module", h.modu
 // Domains lists the domains this server serves.
 func (h *Host) Domains() []string { return h.cfg.Domains }
 
-// IsLocal reports whether domain is one of ours.
+// IsLocal reports whether domain is one of ours: a domain with accounts,
+// not a module's service domain (see Serves).
 func (h *Host) IsLocal(domain string) bool { return slices.Contains(h.cfg.Domains, domain) }
-
-// KeyValue returns the named key-value store. Modules ask for it in Register.
-func (h *Host) KeyValue(name string) *storage.KeyValue { return h.cfg.DB.KeyValue(name) }
 
 // Send routes a stanza a module originates (a push, a reply sent later).
 func (h *Host) Send(ctx context.Context, el *stanza.Element) {
@@ -237,14 +241,15 @@ func (h *Host) SessionBound(ctx context.Context, s Session) {
 	}
 }
 
-// SessionClosed runs the OnSessionClosed hooks, then forgets what was
-// recorded about the session's resource (SetInterested).
+// SessionClosed runs the OnSessionClosed hooks.
 func (h *Host) SessionClosed(ctx context.Context, s Session) {
 	for _, fn := range h.onClosed {
 		fn(ctx, s)
 	}
-	h.sessionGone(s.Address())
 }
+
+// Sessions is the registry of bound sessions, for modules that read it.
+func (h *Host) Sessions() *session.Registry { return h.cfg.Sessions }
 
 // ---- server-originated IQ requests ----
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/xeps"
 )
@@ -258,10 +259,6 @@ func TestSend(t *testing.T) {
 	}
 }
 
-type fakeSession struct{ addr stanza.JID }
-
-func (s fakeSession) Address() stanza.JID { return s.addr }
-
 func TestSessionHooksInOrder(t *testing.T) {
 	h := newHost()
 	var calls []string
@@ -278,8 +275,10 @@ func TestSessionHooksInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	j, _ := stanza.ParseJID("alice@localhost/a")
-	h.SessionBound(context.Background(), fakeSession{j})
-	h.SessionClosed(context.Background(), fakeSession{j})
+	s := session.New("a", 1)
+	s.SetAddress(j)
+	h.SessionBound(context.Background(), s)
+	h.SessionClosed(context.Background(), s)
 	want := []string{"bound1 alice@localhost/a", "bound2 alice@localhost/a", "closed1 alice@localhost/a"}
 	if !slices.Equal(calls, want) {
 		t.Errorf("calls = %q, want %q", calls, want)

@@ -61,12 +61,14 @@ type adminResponse struct {
 
 // AdminServer serves user administration on a Unix socket in the data
 // folder. OnUserDeleted (optional) is called after a successful del so the
-// server can close that user's sessions.
+// server can close that user's sessions and the modules drop what they keep
+// for the user; OnUserCreated (optional) after a successful add.
 type AdminServer struct {
 	DB            *storage.DB
 	Domains       []string
 	Log           *slog.Logger
 	OnUserDeleted func(domain, local string)
+	OnUserCreated func(domain, local string)
 }
 
 // ListenAndServe listens on the Unix socket at path (mode 0600, in a folder
@@ -174,9 +176,12 @@ func (a *AdminServer) serveConn(ctx context.Context, conn *net.UnixConn, log *sl
 		} else {
 			resp.OK, resp.Users = true, users
 			log.Info("admin request done", "op", req.Op, "jid", req.JID, "domain", req.Domain)
-			if req.Op == opDel && a.OnUserDeleted != nil {
-				if j, err := jid.Parse(req.JID); err == nil {
+			if j, err := jid.Parse(req.JID); err == nil {
+				switch {
+				case req.Op == opDel && a.OnUserDeleted != nil:
 					a.OnUserDeleted(j.Domainpart(), j.Localpart())
+				case req.Op == opAdd && a.OnUserCreated != nil:
+					a.OnUserCreated(j.Domainpart(), j.Localpart())
 				}
 			}
 		}

@@ -19,10 +19,11 @@ import (
 // modules is THE ordered list of enabled modules, read top to bottom at
 // startup (never a map: the order must not change between runs).
 func modules(cfg Config) []xeps.Module {
+	rosterMod := roster.New()
 	return []xeps.Module{
-		roster.New(),   // RFC 6121 §2-3 rosters and subscriptions, XEP-0237 roster versioning
-		presence.New(), // RFC 6121 §4 presence (needs roster before it)
-		caps.New(),     // XEP-0115: clients' entity capabilities, verified and cached (the server's own are disco's)
+		rosterMod,               // RFC 6121 §2-3 rosters and subscriptions, XEP-0237 roster versioning
+		presence.New(rosterMod), // RFC 6121 §4 presence (subscriptions are the roster's)
+		caps.New(),              // XEP-0115: clients' entity capabilities, verified and cached (the server's own are disco's)
 		offline.Module{MaxMessages: cfg.Offline.MaxMessages}, // XEP-0160: offline messages (with XEP-0203 delay, XEP-0334 hints)
 		blocking.Module{},     // XEP-0191: Blocking Command
 		vcard.Module{},        // XEP-0054: vcard-temp

@@ -19,6 +19,7 @@ import (
 	"github.com/xmppd/xmppd/router"
 	"github.com/xmppd/xmppd/s2s"
 	"github.com/xmppd/xmppd/s2s/srv"
+	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xeps"
@@ -73,6 +74,7 @@ type server struct {
 	cfg        Config
 	log        *slog.Logger
 	db         *storage.DB
+	host       *xeps.Host
 	c2s        *c2s.Server
 	s2s        *s2s.Server
 	cancel     context.CancelFunc
@@ -109,7 +111,10 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 		return nil, err
 	}
 
-	host := xeps.NewHost(xeps.Config{Domains: cfg.Domains, Logger: log, DB: db})
+	// The one registry of client sessions: c2s binds into it, the router
+	// delivers through it, presence and the modules read it.
+	sessions := session.NewRegistry()
+	host := xeps.NewHost(xeps.Config{Domains: cfg.Domains, Logger: log, DB: db, Sessions: sessions})
 	mods := modules(cfg)
 	if err := host.Register(mods...); err != nil {
 		return nil, err
@@ -135,8 +140,9 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 		Credentials:     db,
 		Throttle:        auth.NewThrottle(250*time.Millisecond, 5*time.Second),
 		Features:        host.StreamFeatures,
-		OnBound:         func(ctx context.Context, sess *c2s.Session) { host.SessionBound(ctx, sess) },
-		OnClosed:        func(ctx context.Context, sess *c2s.Session) { host.SessionClosed(ctx, sess) },
+		Sessions:        sessions,
+		OnBound:         host.SessionBound,
+		OnClosed:        host.SessionClosed,
 		Logger:          log.With("component", "c2s"),
 	}
 	if d := cfg.C2S.FastTokenLifetime.D(); d > 0 {
@@ -162,8 +168,9 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 		QueueSize:        cfg.S2S.QueueSize,
 		Logger:           log, // s2s scopes it itself
 	})
-	rt := router.New(host, s.c2s, s.s2s, log.With("component", "router"))
+	rt := router.New(host, sessions, s.s2s, log.With("component", "router"))
 	s.c2s.SetRouter(rt)
+	s.c2s.SetUndeliverable(rt.Undeliverable)
 	s.s2s.SetRouter(rt)
 	host.SetSender(rt.Route)
 	host.SetDeliverer(rt.Deliver)
@@ -223,6 +230,16 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 	admin := &AdminServer{DB: db, Domains: cfg.Domains, Log: log.With("component", "admin"),
 		OnUserDeleted: func(domain, local string) {
 			s.c2s.Kick(local+"@"+domain, &stanza.StreamError{Condition: "not-authorized", Text: "the account was deleted"})
+			// Every module drops what it kept for the user (caches included),
+			// so an account made again under the name starts empty.
+			if err := host.AccountDeleted(ctx, accountJID(domain, local)); err != nil {
+				log.Error("account deleted: a module failed to drop the user's data", "user", local+"@"+domain, "err", err)
+			}
+		},
+		OnUserCreated: func(domain, local string) {
+			if err := host.AccountCreated(ctx, accountJID(domain, local)); err != nil {
+				log.Error("account created: a module failed", "user", local+"@"+domain, "err", err)
+			}
 		}}
 	s.wg.Add(1)
 	go func() {
@@ -231,7 +248,11 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 			log.Error("admin socket stopped", "err", err)
 		}
 	}()
-	log.Info("xmppd started", "domains", cfg.Domains, "data", cfg.DataDir, "modules", names)
+	if err := host.Start(ctx); err != nil {
+		return nil, err
+	}
+	s.host = host
+	log.Info("xmppd started", "domains", cfg.Domains, "data", cfg.DataDir, "modules", names, "pipeline", host.Pipeline())
 	return s, nil
 }
 
@@ -240,6 +261,9 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 func (s *server) Shutdown(ctx context.Context) error {
 	s.c2s.Shutdown(ctx)
 	s.s2s.Shutdown(ctx)
+	if err := s.host.Stop(ctx); err != nil {
+		s.log.Error("stopping modules", "err", err)
+	}
 	s.cancel()
 	s.wg.Wait()
 	if err := s.db.Close(); err != nil {
@@ -247,6 +271,13 @@ func (s *server) Shutdown(ctx context.Context) error {
 	}
 	s.log.Info("stopped")
 	return nil
+}
+
+// accountJID is the bare JID of an account the admin socket changed (its
+// parts were checked there).
+func accountJID(domain, local string) stanza.JID {
+	j, _ := stanza.NewJID(local, domain, "")
+	return j
 }
 
 // resolver adapts srv.Resolver to what the s2s package asks for.

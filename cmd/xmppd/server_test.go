@@ -165,7 +165,7 @@ func TestSlowConsumer(t *testing.T) {
 	}()
 	body := strings.Repeat("x", 9000)
 	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; srv.c2s.Session(bobJID) != nil; i++ {
+	for i := 0; srv.c2s.Sessions().Session(bobJID) != nil; i++ {
 		if time.Now().After(deadline) {
 			t.Fatalf("bob's session still open after %d messages", i)
 		}

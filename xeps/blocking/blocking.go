@@ -6,7 +6,7 @@
 // the blocklist in its session (XEP-0191 §3.3, §3.4: "all of the user's
 // resources that have requested the blocklist"), before the IQ result.
 //
-// Blocking is enforced by a stanza filter (xeps.Host.OnFilter), which sees
+// Blocking is enforced by two pipeline hooks (FromClient and ToAccount), which see
 // what local clients send (outbound) and what is about to reach a local user
 // (inbound). A blocklist item matches as in XEP-0016 §2.1, which XEP-0191 §6
 // defers to: a full JID matches only itself, a bare JID any of its
@@ -88,17 +88,9 @@ var _ xeps.Module = Module{}
 // Name implements xeps.Module.
 func (Module) Name() string { return "blocking" }
 
-// store is what the module needs of a *storage.KeyValue (xeps/* packages
-// reach storage only through the Host).
-type store interface {
-	Get(ctx context.Context, key []byte) ([]byte, error)
-	Put(ctx context.Context, key, value []byte) error
-	Delete(ctx context.Context, key []byte) error
-}
-
 type service struct {
 	h        *xeps.Host
-	kv       store
+	kv       xeps.KeyValue
 	cache    *lru
 	maxItems int
 
@@ -130,7 +122,20 @@ func (m Module) Register(h *xeps.Host) error {
 	h.HandleIQ("get", NS, "blocklist", xeps.ToAccount, s.getBlocklist)
 	h.HandleIQ("set", NS, "block", xeps.ToAccount, s.block)
 	h.HandleIQ("set", NS, "unblock", xeps.ToAccount, s.unblock)
-	h.OnFilter(s.filter)
+	// Outgoing stanzas to a blocked JID, and incoming ones from it.
+	h.Hook(xeps.FromClient, s.outbound)
+	h.Hook(xeps.ForAccount, s.inbound)
+	h.OnAccountDeleted(s.forget)
+	return nil
+}
+
+// forget drops a deleted account's cached blocklist: its stored one went
+// with the account (storage deletes the user's keys), and a new account of
+// the same name starts with none.
+func (s *service) forget(_ context.Context, user stanza.JID) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.cache.set(user.String(), emptyList)
 	return nil
 }
 
@@ -359,10 +364,34 @@ func (s *service) load(ctx context.Context, user string) (*blocklist, error) {
 	return newBlocklist(jids), nil
 }
 
+// direction says which way a filtered stanza travels relative to the user.
+type direction int
+
+const (
+	outbound direction = iota // sent by the user (FromClient)
+	inbound                   // for the user (ForAccount)
+)
+
+// outbound and inbound are the pipeline hooks.
+func (s *service) outbound(ctx context.Context, el *stanza.Element, from, to stanza.JID) (xeps.Verdict, *stanza.Error) {
+	return verdict(s.filter(ctx, el, from, to, outbound))
+}
+
+func (s *service) inbound(ctx context.Context, el *stanza.Element, from, to stanza.JID) (xeps.Verdict, *stanza.Error) {
+	return verdict(s.filter(ctx, el, from, to, inbound))
+}
+
+func verdict(drop bool, bounce *stanza.Error) (xeps.Verdict, *stanza.Error) {
+	if drop {
+		return xeps.Refuse, bounce
+	}
+	return xeps.Pass, nil
+}
+
 // filter enforces the blocks (see the package comment for the rules).
-func (s *service) filter(ctx context.Context, el *stanza.Element, from, to stanza.JID, dir xeps.Direction) (bool, *stanza.Error) {
+func (s *service) filter(ctx context.Context, el *stanza.Element, from, to stanza.JID, dir direction) (bool, *stanza.Error) {
 	user, other := to, from
-	if dir == xeps.Outbound {
+	if dir == outbound {
 		user, other = from, to
 	}
 	if user.Localpart() == "" || !s.h.IsLocal(user.Domainpart()) {
@@ -384,7 +413,7 @@ func (s *service) filter(ctx context.Context, el *stanza.Element, from, to stanz
 		return false, nil
 	}
 	typ := el.Get("type")
-	if dir == xeps.Outbound {
+	if dir == outbound {
 		if typ == "error" || el.Local == "presence" || (el.Local == "iq" && typ == "result") {
 			return true, nil
 		}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xeps"
@@ -87,6 +88,12 @@ func (e *env) call(t *testing.T, typ, from, to string, payload *stanza.Element) 
 	iq, err := stanza.ParseIQ(el)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if iq.From.Resourcepart() != "" && e.h.Sessions().Session(from) == nil {
+		// The sender is a bound session, as it would be over c2s.
+		s := session.New(from, 8)
+		s.SetAddress(iq.From)
+		e.h.Sessions().Bind(s)
 	}
 	fn := e.h.IQHandler(typ, payload.Space, payload.Local, xeps.ToAccount)
 	if fn == nil {
@@ -182,7 +189,9 @@ func TestBlockUnblockAndPushes(t *testing.T) {
 	}
 
 	// A closed session gets no more pushes.
-	e.h.SessionClosed(context.Background(), session(jid(t, "alice@localhost/b")))
+	closed := e.h.Sessions().Session("alice@localhost/b")
+	e.h.Sessions().Unbind(closed)
+	e.h.SessionClosed(context.Background(), closed)
 	// Unblock all: an empty <unblock/>, pushed as such (§3.5).
 	if _, err := e.call(t, "set", "alice@localhost/a", "", stanza.New(blocking.NS, "unblock")); err != nil {
 		t.Fatal(err)
@@ -195,10 +204,6 @@ func TestBlockUnblockAndPushes(t *testing.T) {
 		t.Errorf("blocklist after unblock all %q", got)
 	}
 }
-
-type session stanza.JID
-
-func (s session) Address() stanza.JID { return stanza.JID(s) }
 
 func TestCommandErrors(t *testing.T) {
 	e := newEnv(t, newDB(t))
@@ -311,7 +316,7 @@ func TestFilter(t *testing.T) {
 	} {
 		want := tc.want
 		st := tc.stanza.Copy().Set("id", "s1").Set("from", tc.from).Set("to", tc.to)
-		drop, bounce := e.h.Filter(context.Background(), st, jid(t, tc.from), jid(t, tc.to), tc.dir)
+		drop, bounce := hostFilter(e.h, context.Background(), st, jid(t, tc.from), jid(t, tc.to), tc.dir)
 		got := pass
 		switch {
 		case drop && bounce != nil:
@@ -345,16 +350,16 @@ func TestFilterOwnDomain(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if drop, b := e.h.Filter(ctx, el("message", "chat"), jid(t, "dave@localhost/x"), jid(t, "alice@localhost"), xeps.Inbound); !drop || b == nil {
+	if drop, b := hostFilter(e.h, ctx, el("message", "chat"), jid(t, "dave@localhost/x"), jid(t, "alice@localhost"), xeps.Inbound); !drop || b == nil {
 		t.Error("message from a user of the blocked domain passed")
 	}
-	if drop, _ := e.h.Filter(ctx, el("iq", "result"), jid(t, "localhost"), jid(t, "alice@localhost/a"), xeps.Inbound); drop {
+	if drop, _ := hostFilter(e.h, ctx, el("iq", "result"), jid(t, "localhost"), jid(t, "alice@localhost/a"), xeps.Inbound); drop {
 		t.Error("the server's answer was dropped")
 	}
-	if drop, _ := e.h.Filter(ctx, el("iq", "get"), jid(t, "alice@localhost/a"), jid(t, "localhost"), xeps.Outbound); drop {
+	if drop, _ := hostFilter(e.h, ctx, el("iq", "get"), jid(t, "alice@localhost/a"), jid(t, "localhost"), xeps.Outbound); drop {
 		t.Error("an iq to the server was stopped")
 	}
-	if drop, _ := e.h.Filter(ctx, el("message", "chat"), jid(t, "alice@localhost/a"), jid(t, "alice@localhost"), xeps.Outbound); drop {
+	if drop, _ := hostFilter(e.h, ctx, el("message", "chat"), jid(t, "alice@localhost/a"), jid(t, "alice@localhost"), xeps.Outbound); drop {
 		t.Error("a message to herself was stopped")
 	}
 }
@@ -367,7 +372,7 @@ func TestPersistence(t *testing.T) {
 	}
 	// A new server on the same file: the list is read back, the filter applies it.
 	e2 := newEnv(t, db)
-	drop, _ := e2.h.Filter(context.Background(), el("message", "chat"), jid(t, "bob@localhost/x"), jid(t, "alice@localhost"), xeps.Inbound)
+	drop, _ := hostFilter(e2.h, context.Background(), el("message", "chat"), jid(t, "bob@localhost/x"), jid(t, "alice@localhost"), xeps.Inbound)
 	if !drop {
 		t.Error("block lost across restart")
 	}
@@ -413,10 +418,14 @@ func TestBlockSendsUnavailable(t *testing.T) {
 	}
 	e := newEnv(t, newDB(t), provideRoster{r})
 	ctx := context.Background()
+	bound(e.h, jid(t, "alice@localhost/a"))
 	e.h.ResourceAvailable(ctx, jid(t, "alice@localhost/a"))
+	bound(e.h, jid(t, "alice@localhost/b"))
 	e.h.ResourceAvailable(ctx, jid(t, "alice@localhost/b"))
+	bound(e.h, jid(t, "alice@localhost/c"))
 	e.h.ResourceAvailable(ctx, jid(t, "alice@localhost/c"))
 	e.h.ResourceUnavailable(ctx, jid(t, "alice@localhost/c"), false)
+	bound(e.h, jid(t, "bob@localhost/x"))
 	e.h.ResourceAvailable(ctx, jid(t, "bob@localhost/x"))
 
 	if _, err := e.call(t, "set", "alice@localhost/a", "", stanza.New(blocking.NS, "block").Append(
@@ -466,7 +475,7 @@ func TestConcurrentFilterAndChanges(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 50 {
-				e.h.Filter(ctx, el("message", "chat"), bob, alice, xeps.Inbound)
+				hostFilter(e.h, ctx, el("message", "chat"), bob, alice, xeps.Inbound)
 				if i == 0 {
 					e.call(t, "set", "alice@localhost/a", "", stanza.New(blocking.NS, "block").Append(item("bob@localhost")))
 					e.call(t, "set", "alice@localhost/a", "", stanza.New(blocking.NS, "unblock"))
@@ -476,7 +485,31 @@ func TestConcurrentFilterAndChanges(t *testing.T) {
 	}
 	wg.Wait()
 	// The last change wins, in storage and in the cache.
-	if drop, _ := e.h.Filter(ctx, el("message", "chat"), bob, alice, xeps.Inbound); drop {
+	if drop, _ := hostFilter(e.h, ctx, el("message", "chat"), bob, alice, xeps.Inbound); drop {
 		t.Error("unblocked contact still dropped")
+	}
+}
+
+// hostFilter runs the pipeline stage where the blocking hooks sit for a
+// stanza going dir: FromClient for outbound, ForAccount for inbound. drop
+// is true when a hook stopped it, bounce the error the sender then gets.
+func hostFilter(h *xeps.Host, ctx context.Context, el *stanza.Element, from, to stanza.JID, dir xeps.Direction) (drop bool, bounce *stanza.Error) {
+	stage := xeps.ForAccount
+	if dir == xeps.Outbound {
+		stage = xeps.FromClient
+	}
+	v, err := h.Run(ctx, stage, el, from, to)
+	return v != xeps.Pass, err
+}
+
+// bound binds a detached session for each full JID in h's registry, as c2s
+// does at resource binding, unless one is bound already.
+func bound(h *xeps.Host, fulls ...stanza.JID) {
+	for _, j := range fulls {
+		if h.Sessions().Session(j.String()) == nil {
+			s := session.New(j.String(), 8)
+			s.SetAddress(j)
+			h.Sessions().Bind(s)
+		}
 	}
 }

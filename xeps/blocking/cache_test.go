@@ -39,13 +39,13 @@ func TestLRUStaleLoad(t *testing.T) {
 
 // countingStore counts storage reads.
 type countingStore struct {
-	store
+	xeps.KeyValue
 	gets atomic.Int64
 }
 
 func (c *countingStore) Get(ctx context.Context, key []byte) ([]byte, error) {
 	c.gets.Add(1)
-	return c.store.Get(ctx, key)
+	return c.KeyValue.Get(ctx, key)
 }
 
 func TestFilterReadsStorageOncePerUser(t *testing.T) {
@@ -55,13 +55,13 @@ func TestFilterReadsStorageOncePerUser(t *testing.T) {
 	}
 	defer db.Close()
 	h := xeps.NewHost(xeps.Config{Domains: []string{"localhost"}, DB: db})
-	cs := &countingStore{store: h.KeyValue("blocklist")}
+	cs := &countingStore{KeyValue: h.KeyValue("blocklist")}
 	s := &service{h: h, kv: cs, cache: newLRU(64), maxItems: 10, interest: h.NewInterest()}
 	from, _ := stanza.ParseJID("bob@localhost/x")
 	to, _ := stanza.ParseJID("alice@localhost/a")
 	msg := stanza.New(stanza.NSClient, "message")
 	for range 100 {
-		if drop, _ := s.filter(context.Background(), msg, from, to, xeps.Inbound); drop {
+		if drop, _ := s.filter(context.Background(), msg, from, to, inbound); drop {
 			t.Fatal("dropped with an empty blocklist")
 		}
 	}
@@ -75,7 +75,7 @@ func TestFilterReadsStorageOncePerUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := cs.gets.Load()
-	if drop, _ := s.filter(context.Background(), msg, from, to, xeps.Inbound); !drop {
+	if drop, _ := s.filter(context.Background(), msg, from, to, inbound); !drop {
 		t.Error("blocked contact passed after the change")
 	}
 	if cs.gets.Load() != before {

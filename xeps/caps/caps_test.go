@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xeps"
@@ -291,12 +292,15 @@ func TestSessionClosedForgets(t *testing.T) {
 	alice := "alice@localhost/a"
 	x.presence(alice, "sha-1", exodusVer)
 	x.answer(x.one(alice, exodusVer), alice, exodus)
-	x.h.SessionClosed(context.Background(), session{jid(t, alice)})
+	x.h.SessionClosed(context.Background(), boundSession(jid(t, alice)))
 	if x.m.Supports(jid(t, alice), muc) || len(x.m.jids) != 0 {
 		t.Error("still known after the session closed")
 	}
 }
 
-type session struct{ j stanza.JID }
-
-func (s session) Address() stanza.JID { return s.j }
+// boundSession is a session bound to j, as c2s makes one.
+func boundSession(j stanza.JID) *session.Session {
+	s := session.New(j.String(), 1)
+	s.SetAddress(j)
+	return s
+}

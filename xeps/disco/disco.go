@@ -68,7 +68,13 @@ func (Module) Register(h *xeps.Host) error {
 		if iq.Payload.Get("node") != "" {
 			return nil, stanza.NewError("item-not-found")
 		}
-		return stanza.New(NSItems, "query"), nil
+		// The domain's services (conference., upload., ...), as clients
+		// find them (XEP-0030 §4; the MUC, upload and proxy XEPs).
+		q := stanza.New(NSItems, "query")
+		for _, d := range h.ServiceDomains(iq.To.Domainpart()) {
+			q.Append(stanza.New(NSItems, "item").Set("jid", d))
+		}
+		return q, nil
 	})
 	h.HandleIQ("get", NSInfo, "query", xeps.ToAccount, func(_ context.Context, iq *stanza.IQ) (*stanza.Element, error) {
 		if iq.Payload.Get("node") != "" {

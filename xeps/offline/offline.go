@@ -2,7 +2,7 @@
 // Messages (version 1.0.1), with XEP-0203: Delayed Delivery (version 2.0) stamps
 // and the storage hints of XEP-0334: Message Processing Hints (version 0.3.0).
 //
-// What is stored. The router offers a message to OnUndeliverable when a local
+// What is stored. The router offers a message to the Undeliverable stage when a local
 // user has no available resource of non-negative priority: only chat and
 // normal messages (or no type), never groupchat, headline or error
 // (router.messageToBare). The module takes a message, and so stops the
@@ -98,7 +98,7 @@ func (m Module) Register(h *xeps.Host) error {
 	}
 	o := &offline{
 		host:    h,
-		archive: h.Archive(ArchiveName),
+		archive: h.Queue(ArchiveName),
 		max:     m.MaxMessages,
 		now:     m.Now,
 		log:     h.Logger(),
@@ -108,24 +108,15 @@ func (m Module) Register(h *xeps.Host) error {
 		o.now = time.Now
 	}
 	h.AdvertiseFeature(Feature)
-	h.OnUndeliverable(o.store)
+	h.Hook(xeps.Undeliverable, o.undeliverable)
 	h.OnAvailable(o.available)
 	return nil
-}
-
-// archive is what the module uses of the *storage.Archive the Host hands out
-// (xeps/* packages do not import storage).
-type archive interface {
-	Append(ctx context.Context, domain, local string, value []byte, max int) (uint64, error)
-	Count(ctx context.Context, domain, local string) (int, error)
-	List(ctx context.Context, domain, local string, fn func(seq uint64, value []byte) error) error
-	DeleteThrough(ctx context.Context, domain, local string, seq uint64) error
 }
 
 // offline is the module's state once registered.
 type offline struct {
 	host    *xeps.Host
-	archive archive
+	archive xeps.Queue
 	max     int
 	now     func() time.Time
 	log     *slog.Logger
@@ -187,7 +178,16 @@ func chatStateOnly(el *stanza.Element) bool {
 	return states > 0
 }
 
-// store is the OnUndeliverable hook: it reports whether the message was taken.
+// store reports whether the message was taken (stored, or discarded by its hints).
+// undeliverable is the Undeliverable stage's hook: a message kept (or
+// discarded by its hints) is consumed; one refused passes on, to bounce.
+func (o *offline) undeliverable(ctx context.Context, el *stanza.Element, _, to stanza.JID) (xeps.Verdict, *stanza.Error) {
+	if o.store(ctx, el, to) {
+		return xeps.Consume, nil
+	}
+	return xeps.Pass, nil
+}
+
 func (o *offline) store(ctx context.Context, el *stanza.Element, to stanza.JID) bool {
 	v := decide(el)
 	if v == refuse {

@@ -122,7 +122,12 @@ func (e *env) offer(el *stanza.Element) bool {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return e.host.Undeliverable(context.Background(), el, to)
+	from, err := stanza.ParseJID(el.Get("from"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	v, _ := e.host.Run(context.Background(), xeps.Undeliverable, el, from, to)
+	return v == xeps.Consume
 }
 
 func (e *env) count(local string) int {
@@ -446,7 +451,8 @@ func TestSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob, _ := stanza.ParseJID("bob@localhost")
-	if !h.Undeliverable(context.Background(), msg(t, "bob@localhost", "chat", "m1", "<body>kept</body>"), bob) {
+	alice, _ := stanza.ParseJID("alice@localhost/a")
+	if v, _ := h.Run(context.Background(), xeps.Undeliverable, msg(t, "bob@localhost", "chat", "m1", "<body>kept</body>"), alice, bob); v != xeps.Consume {
 		t.Fatal("not taken")
 	}
 	db.Close()
