@@ -114,7 +114,7 @@ func (in *inbound) openStream() error {
 	switch {
 	case h.To == "":
 		return &stanza.StreamError{Condition: "host-unknown", Text: "the stream header needs a 'to' address"}
-	case !ok || !s.domains[local]:
+	case !ok || !s.isLocal(local):
 		return &stanza.StreamError{Condition: "host-unknown", Text: "this server does not serve " + h.To}
 	case in.local != "" && local != in.local:
 		return &stanza.StreamError{Condition: "host-unknown", Text: "the domain changed on stream restart"}
@@ -305,7 +305,7 @@ func (in *inbound) dialbackResult(el *stanza.Element) error {
 	}
 	reply := dbElem{from: d.to, to: d.from}
 	switch {
-	case !s.domains[d.to]:
+	case !s.isLocal(d.to):
 		// A dialback error (our feature advertises <errors/>).
 		reply.typ, reply.errCond = "error", "item-not-found"
 		in.enqueue(reply.element())
@@ -380,7 +380,7 @@ func (st *stream) answerVerify(el *stanza.Element) error {
 	}
 	reply := dbElem{verify: true, from: d.to, to: d.from, id: d.id}
 	switch {
-	case !s.domains[d.to]:
+	case !s.isLocal(d.to):
 		reply.typ, reply.errCond = "error", "item-not-found"
 	case checkKey(s.secret, d.from, d.to, d.id, d.key):
 		reply.typ = "valid"
@@ -427,7 +427,7 @@ func (st *stream) checkAddresses(el *stanza.Element) error {
 	if err != nil {
 		return &stanza.StreamError{Condition: "improper-addressing", Text: "'to' is not a valid address"}
 	}
-	if !st.srv.domains[to.Domainpart()] {
+	if !st.srv.isLocal(to.Domainpart()) {
 		return &stanza.StreamError{Condition: "host-unknown", Text: "this server does not serve " + to.Domainpart()}
 	}
 	if !st.isAuthed(from.Domainpart()) {

@@ -231,7 +231,7 @@ func (o *outbound) negotiate(ctx context.Context, direct bool, verify *dbElem) e
 			o.bidi = true
 			o.amu.Unlock()
 		}
-		if !triedExternal && offersExternal(feats) && s.ourCert(o.local) != nil {
+		if !triedExternal && offersExternal(feats) && s.ourCertFor(o.local) != nil {
 			triedExternal = true
 			// XEP-0178: the authorization identity is our domain.
 			b := []byte("<auth xmlns='" + stanza.NSSASL + "' mechanism='EXTERNAL'>")

@@ -48,8 +48,19 @@ type Target struct {
 
 // Config is everything a Server needs. cmd/xmppd fills it from the config file.
 type Config struct {
-	Domains []string    // ours
-	TLS     *tls.Config // our certificates (server side; reused for client certificates)
+	Domains []string // ours
+	// IsLocal reports whether a domain (normalised, as stanza.ParseJID gives
+	// a domainpart) is served here besides Domains: a service domain a module
+	// serves, such as conference.example.org. It decides, on inbound streams,
+	// which stream header 'to', stanza 'to' and dialback 'to' we accept, and
+	// which 'from' domains Send takes (their streams authenticate as that
+	// domain). Called from many goroutines; nil means Domains only.
+	IsLocal func(domain string) bool
+	// TLS is our certificates (server side; reused for client certificates).
+	// A service domain presents its parent's certificate unless one names it,
+	// and authenticates with SASL EXTERNAL only with a certificate naming it
+	// (else dialback).
+	TLS *tls.Config
 	// RootCAs is the trust for peers' certificates; nil means the system roots.
 	RootCAs *x509.CertPool
 	// RequireValidCert refuses peers that cannot authenticate with a valid
@@ -166,6 +177,12 @@ func New(cfg Config) *Server {
 	return s
 }
 
+// isLocal reports whether domain (normalised) is served here: one of
+// Domains, or one Config.IsLocal accepts.
+func (s *Server) isLocal(domain string) bool {
+	return s.domains[domain] || s.cfg.IsLocal != nil && s.cfg.IsLocal(domain)
+}
+
 // SetRouter connects the server to the router, which needs the server as its
 // Remote: build both, then call this before Serve or Send (like c2s.SetRouter).
 func (s *Server) SetRouter(r Router) { s.cfg.Router = r }
@@ -210,7 +227,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 // that timed out, resource-constraint when QueueSize stanzas already wait.
 func (s *Server) Send(ctx context.Context, domain string, el *stanza.Element) bool {
 	remote, ok := normDomain(domain)
-	if !ok || s.domains[remote] {
+	if !ok || s.isLocal(remote) {
 		return false
 	}
 	if s.ownDomain(remote) {
@@ -218,9 +235,11 @@ func (s *Server) Send(ctx context.Context, domain string, el *stanza.Element) bo
 		return false
 	}
 	from, err := stanza.ParseJID(el.Get("from"))
-	if err != nil || !s.domains[from.Domainpart()] {
+	if err != nil || !s.isLocal(from.Domainpart()) {
 		return false
 	}
+	// Streams are per (from domain, to domain): a module's service domain
+	// authenticates as itself, not as its parent.
 	return s.send(routeKey{local: from.Domainpart(), remote: remote}, qitem{el: el})
 }
 
@@ -432,7 +451,26 @@ func (s *Server) clientTLS(local, remote string, direct bool) *tls.Config {
 	return c
 }
 
-// ourCert finds our certificate for a local domain.
+// ourCertFor is ourCert when that certificate names local: only then can
+// we authenticate as local with SASL EXTERNAL (a service domain's parent
+// certificate rarely names it).
+func (s *Server) ourCertFor(local string) *tls.Certificate {
+	c := s.ourCert(local)
+	if c == nil {
+		return nil
+	}
+	leaf := c.Leaf
+	if leaf == nil && len(c.Certificate) > 0 {
+		leaf, _ = x509.ParseCertificate(c.Certificate[0])
+	}
+	if leaf == nil || !certMatches(leaf, local) {
+		return nil
+	}
+	return c
+}
+
+// ourCert finds our certificate for a local domain: the one naming it, else
+// the first (which still serves for TLS, and for dialback over it).
 func (s *Server) ourCert(local string) *tls.Certificate {
 	cfg := s.cfg.TLS
 	if cfg == nil {
