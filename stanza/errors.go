@@ -11,31 +11,39 @@ const (
 	Wait     = "wait"
 )
 
-// Stanza error conditions (RFC 6120 §8.3.3) with the type each usually carries.
-var errorTypes = map[string]string{
-	"bad-request":             Modify,
-	"conflict":                Cancel,
-	"feature-not-implemented": Cancel,
-	"forbidden":               Auth,
-	"gone":                    Cancel,
-	"internal-server-error":   Cancel,
-	"item-not-found":          Cancel,
-	"jid-malformed":           Modify,
-	"not-acceptable":          Modify,
-	"not-allowed":             Cancel,
-	"not-authorized":          Auth,
-	"policy-violation":        Modify,
-	"recipient-unavailable":   Wait,
-	"redirect":                Modify,
-	"registration-required":   Auth,
-	"remote-server-not-found": Cancel,
-	"remote-server-timeout":   Wait,
-	"resource-constraint":     Wait,
-	"service-unavailable":     Cancel,
-	"subscription-required":   Auth,
-	"undefined-condition":     Cancel,
-	"unexpected-request":      Wait,
+// Stanza error conditions (RFC 6120 §8.3.3): the type each usually carries
+// and the text NewError gives it. The texts are for people, not programs:
+// clients such as Gajim show the <text/> and nothing else, so an error
+// without one reaches the user as a blank error message. They say what went
+// wrong in the words of RFC 6120's definitions, short enough for a dialog.
+var conditions = map[string]struct{ typ, text string }{
+	"bad-request":             {Modify, "The request is malformed or incomplete."},
+	"conflict":                {Cancel, "The request conflicts with something that already exists."},
+	"feature-not-implemented": {Cancel, "This feature is not supported."},
+	"forbidden":               {Auth, "You are not allowed to do this."},
+	"gone":                    {Cancel, "The recipient is no longer at this address."},
+	"internal-server-error":   {Cancel, "The server could not handle the request because of an internal error."},
+	"item-not-found":          {Cancel, "The requested item does not exist."},
+	"jid-malformed":           {Modify, "The address is not a valid XMPP address."},
+	"not-acceptable":          {Modify, "The request was refused because it does not meet the recipient's criteria."},
+	"not-allowed":             {Cancel, "This action is not allowed."},
+	"not-authorized":          {Auth, "You need to authenticate before doing this."},
+	"policy-violation":        {Modify, "The request goes against a policy of the server."},
+	"recipient-unavailable":   {Wait, "The recipient is temporarily unavailable."},
+	"redirect":                {Modify, "The recipient is reachable at another address."},
+	"registration-required":   {Auth, "You need to register before doing this."},
+	"remote-server-not-found": {Cancel, "The recipient's server could not be found or reached."},
+	"remote-server-timeout":   {Wait, "The recipient's server did not answer in time."},
+	"resource-constraint":     {Wait, "The server is too busy to handle the request now; try again later."},
+	"service-unavailable":     {Cancel, "The recipient or server does not provide this service."},
+	"subscription-required":   {Auth, "You need a presence subscription to do this."},
+	"undefined-condition":     {Cancel, "An error occurred."},
+	"unexpected-request":      {Wait, "The request was not expected at this point."},
 }
+
+// DefaultText is the English text NewError gives condition, or "" for a
+// condition RFC 6120 does not define.
+func DefaultText(condition string) string { return conditions[condition].text }
 
 // Error is a stanza error: recoverable, answered to the sender of one stanza.
 // Handlers return it; the router turns it into the error reply.
@@ -48,16 +56,17 @@ type Error struct {
 	App *Element
 }
 
-// NewError returns the error for condition with its usual type.
+// NewError returns the error for condition with its usual type and its
+// default English text (DefaultText).
 func NewError(condition string) *Error {
-	t, ok := errorTypes[condition]
+	c, ok := conditions[condition]
 	if !ok {
-		t = Cancel
+		c.typ = Cancel
 	}
-	return &Error{Type: t, Condition: condition}
+	return &Error{Type: c.typ, Condition: condition, Text: c.text}
 }
 
-// Errorf is NewError with a human-readable text.
+// Errorf is NewError with a specific human-readable text, in English.
 func Errorf(condition, format string, args ...any) *Error {
 	e := NewError(condition)
 	e.Text = fmt.Sprintf(format, args...)
@@ -71,12 +80,21 @@ func (e *Error) Error() string {
 	return e.Condition
 }
 
-// Element renders the <error/> child of an error stanza.
+// Element renders the <error/> child of an error stanza. An Error made
+// without NewError and without a text gets its condition's default text, so
+// that every error we send carries one.
 func (e *Error) Element() *Element {
 	el := New("", "error").Set("type", e.Type)
 	el.Append(New(NSStanzas, e.Condition))
-	if e.Text != "" {
-		el.Append(New(NSStanzas, "text").AppendText(e.Text))
+	text := e.Text
+	if text == "" {
+		text = DefaultText(e.Condition)
+	}
+	if text != "" {
+		// RFC 6120 §8.3.2: the text SHOULD carry xml:lang; ours are English.
+		t := New(NSStanzas, "text").AppendText(text)
+		t.Attr = append(t.Attr, Attr{Space: NSXML, Local: "lang", Value: "en"})
+		el.Append(t)
 	}
 	if e.App != nil {
 		el.Append(e.App)
