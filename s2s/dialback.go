@@ -107,9 +107,8 @@ func (d dbElem) element() *stanza.Element {
 	}
 	el := stanza.New(stanza.NSServer, name).Set("from", d.from).Set("to", d.to).Set("id", d.id).Set("type", d.typ)
 	if d.typ == "error" {
-		se := stanza.NewError(d.errCond)
-		e := stanza.New(stanza.NSServer, "error").Set("type", se.Type)
-		e.Append(stanza.New(stanza.NSStanzas, d.errCond))
+		e := stanza.NewError(d.errCond).Element() // with its text, like every error we send
+		e.Space = stanza.NSServer
 		el.Append(e)
 	}
 	return el.AppendText(d.key)
