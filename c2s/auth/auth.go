@@ -130,6 +130,10 @@ type Config struct {
 	// our -PLUS mechanisms, so that 'y' is not the stripped-feature downgrade
 	// RFC 5802 §6 guards against, and it is accepted.
 	ClientTriedPlus bool
+	// Throttle, when set, limits the proof checks of this exchange with the
+	// budgets of Client (a ClientKey) and of the account tried (throttle.go).
+	Throttle *Throttle
+	Client   string
 }
 
 // Server is one authentication exchange. It is not safe for concurrent use.
@@ -272,10 +276,35 @@ func (s *Server) plainPermissions(n *sasl.Negotiator) bool {
 		return false
 	}
 	local := string(username)
-	creds, known, f := s.lookup(local)
+	tk, f := s.admit(local)
 	if f != nil {
 		s.pending = f
 		return false
+	}
+	ok, f := s.checkPlain(local, string(password))
+	tk.finish(!ok && f == nil) // a store error is no wrong guess
+	if f != nil {
+		s.pending = f
+		return false
+	}
+	if !ok {
+		s.pending = errAuth()
+		return false
+	}
+	if f := s.checkAuthzid(string(authzid), local); f != nil {
+		s.pending = f
+		return false
+	}
+	s.username = local
+	return true
+}
+
+// checkPlain reports whether password is local's: false for a wrong password
+// and for an unknown user alike.
+func (s *Server) checkPlain(local, password string) (ok bool, f *Failure) {
+	creds, known, f := s.lookup(local)
+	if f != nil {
+		return false, f
 	}
 	h, hashName := sha256.New, "SHA-256"
 	keys, ok := creds.KeysFor(hashName)
@@ -293,21 +322,30 @@ func (s *Server) plainPermissions(n *sasl.Negotiator) bool {
 	}
 	// Recompute from the presented password; PBKDF2 runs for unknown users
 	// too so that the response time does not reveal whether they exist.
-	got, err := storage.DeriveKeys(h, string(password), creds.Salt, creds.Iterations)
+	got, err := storage.DeriveKeys(h, password, creds.Salt, creds.Iterations)
 	if err != nil {
-		s.pending = failure("temporary-auth-failure", "")
-		return false
+		return false, failure("temporary-auth-failure", "")
 	}
-	if !hmac.Equal(got.StoredKey, keys.StoredKey) || !known {
-		s.pending = errAuth()
-		return false
+	return hmac.Equal(got.StoredKey, keys.StoredKey) && known, nil
+}
+
+// admit waits for the throttle's leave to check a proof for local (see
+// Throttle). The ticket must be finished once the check is done; a
+// *Failure means the attempt is refused unchecked.
+func (s *Server) admit(local string) (*ticket, *Failure) {
+	account := ""
+	if local != "" {
+		account = local + "@" + s.cfg.Domain
 	}
-	if f := s.checkAuthzid(string(authzid), local); f != nil {
-		s.pending = f
-		return false
+	tk, err := s.cfg.Throttle.admit(s.ctx, s.cfg.Client, account)
+	if f, ok := errors.AsType[*Failure](err); ok {
+		return nil, f
 	}
-	s.username = local
-	return true
+	if err != nil {
+		// The session ended while the attempt waited.
+		return nil, failure("temporary-auth-failure", "")
+	}
+	return tk, nil
 }
 
 // lookup fetches credentials. An unknown user is not an error here: the

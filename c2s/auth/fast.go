@@ -155,10 +155,24 @@ func (h *htServer) step(in []byte) ([]byte, *Failure) {
 			return nil, failure("temporary-auth-failure", "")
 		}
 	}
+	// Tokens are too long to guess, but a check is a check (throttle.go).
+	tk, tf := s.admit(local)
+	if tf != nil {
+		return nil, tf
+	}
+	out, wrong, tf := h.check(local, proof, cb)
+	tk.finish(wrong)
+	return out, tf
+}
+
+// check compares proof with the client's tokens. wrong: it matched none of
+// them, not even an expired one.
+func (h *htServer) check(local string, proof, cb []byte) (out []byte, wrong bool, _ *Failure) {
+	s := h.srv
 	f := s.cfg.Fast
 	tokens, err := f.Store.FastTokens(s.ctx, s.cfg.Domain, local, f.ClientID)
 	if err != nil {
-		return nil, failure("temporary-auth-failure", "")
+		return nil, false, failure("temporary-auth-failure", "")
 	}
 	now := f.now().Unix()
 	expired := false
@@ -172,12 +186,12 @@ func (h *htServer) step(in []byte) ([]byte, *Failure) {
 		}
 		h.used, h.usedNext = t, i == 0
 		s.username, s.credsTag = local, tokens.Creds
-		return htProof(t.Secret, "Responder", cb), nil
+		return htProof(t.Secret, "Responder", cb), false, nil
 	}
 	if expired {
-		return nil, failure("credentials-expired", "")
+		return nil, false, failure("credentials-expired", "")
 	}
-	return nil, errAuth()
+	return nil, true, errAuth()
 }
 
 func htProof(secret, who string, cb []byte) []byte {

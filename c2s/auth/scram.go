@@ -330,6 +330,11 @@ func (sc *scramServer) clientFinal(in []byte) ([]byte, *Failure) {
 	authMessage = append(authMessage, ',')
 	authMessage = append(authMessage, withoutProof...)
 
+	// The proof is checked only with the throttle's leave (throttle.go).
+	tk, f := sc.srv.admit(sc.username)
+	if f != nil {
+		return nil, f
+	}
 	// ClientKey = ClientProof XOR HMAC(StoredKey, AuthMessage); the client
 	// knew the password iff H(ClientKey) == StoredKey. Unknown users run the
 	// same computation against dummy keys.
@@ -337,7 +342,9 @@ func (sc *scramServer) clientFinal(in []byte) ([]byte, *Failure) {
 	subtle.XORBytes(clientKey, clientKey, proof)
 	hh := sc.h()
 	hh.Write(clientKey)
-	if !hmac.Equal(hh.Sum(nil), sc.keys.StoredKey) || !sc.known {
+	ok := hmac.Equal(hh.Sum(nil), sc.keys.StoredKey) && sc.known
+	tk.finish(!ok)
+	if !ok {
 		return nil, errAuth()
 	}
 	if f := sc.srv.checkAuthzid(sc.authzid, sc.username); f != nil {

@@ -86,7 +86,13 @@ type server struct {
 
 // startServer opens everything and starts listening. It is the only place the
 // packages are wired together; tests start the same server in-process.
-func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *server, err error) {
+func startServer(parent context.Context, cfg Config, log *slog.Logger) (*server, error) {
+	return startServerWith(parent, cfg, log, modules(cfg))
+}
+
+// startServerWith is startServer with the modules given: tests add a module
+// of their own to the list of modules.go.
+func startServerWith(parent context.Context, cfg Config, log *slog.Logger, mods []xeps.Module) (_ *server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
 	}
@@ -115,7 +121,6 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 	// delivers through it, presence and the modules read it.
 	sessions := session.NewRegistry()
 	host := xeps.NewHost(xeps.Config{Domains: cfg.Domains, Logger: log, DB: db, Sessions: sessions})
-	mods := modules(cfg)
 	if err := host.Register(mods...); err != nil {
 		return nil, err
 	}
@@ -138,7 +143,7 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 		MaxAuthFailures: cfg.C2S.MaxAuthFailures,
 		QueueSize:       cfg.C2S.QueueSize,
 		Credentials:     db,
-		Throttle:        auth.NewThrottle(250*time.Millisecond, 5*time.Second),
+		Throttle:        auth.NewThrottle(auth.ThrottleConfig{}), // default budgets: see auth.Throttle
 		Features:        host.StreamFeatures,
 		Sessions:        sessions,
 		OnBound:         host.SessionBound,
@@ -166,7 +171,10 @@ func startServer(parent context.Context, cfg Config, log *slog.Logger) (_ *serve
 		AuthTimeout:      cfg.S2S.ConnectTimeout.D(),
 		IdleTimeout:      cfg.S2S.IdleTimeout.D(),
 		QueueSize:        cfg.S2S.QueueSize,
-		Logger:           log, // s2s scopes it itself
+		// Service domains (conference., upload., ...) are ours too for
+		// federation: stanzas to them are accepted, streams from them made.
+		IsLocal: host.Serves,
+		Logger:  log, // s2s scopes it itself
 	})
 	rt := router.New(host, sessions, s.s2s, log.With("component", "router"))
 	s.c2s.SetRouter(rt)
