@@ -628,13 +628,12 @@ func (b *bench) runChat(ctx context.Context) {
 
 // presState is one user's view of its contacts' presence.
 type presState struct {
-	want      map[string]bool   // contact bare JIDs
-	both      map[string]bool   // contacts with subscription both (setup phase)
-	got       map[string]bool   // contacts whose available presence arrived (storm phase)
-	last      map[string]string // contact → last subscription state pushed (setup phase)
-	reqs      map[string]int    // contact → subscription requests received (and approved)
-	refetched bool              // a roster get was answered (setup phase)
-	complete  atomic.Bool
+	want     map[string]bool   // contact bare JIDs
+	both     map[string]bool   // contacts with subscription both (setup phase)
+	got      map[string]bool   // contacts whose available presence arrived (storm phase)
+	last     map[string]string // contact → last subscription state pushed (setup phase)
+	reqs     map[string]int    // contact → subscription requests received (and approved)
+	complete atomic.Bool
 }
 
 type presRun struct {

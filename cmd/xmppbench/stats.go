@@ -90,22 +90,21 @@ type figure struct {
 
 // report is the outcome of one scenario run.
 type report struct {
-	Scenario  string            `json:"scenario"`
-	Server    string            `json:"server"`
-	Domain    string            `json:"domain"`
-	TLS       string            `json:"tls"`
-	Mechs     []string          `json:"sasl"`
-	Params    map[string]any    `json:"params"`
-	Figures   []figure          `json:"-"`
-	Errors    map[string]int    `json:"errors,omitempty"`
-	Anomalies int               `json:"anomalies"`
-	Notes     []string          `json:"notes,omitempty"`
-	Started   time.Time         `json:"started"`
-	Wall      float64           `json:"wall_s"`
-	Tool      toolUsage         `json:"tool"`
-	ServerUse *serverUsage      `json:"server_process,omitempty"`
-	errMu     sync.Mutex        `json:"-"`
-	extraJSON map[string]figure `json:"-"`
+	Scenario  string         `json:"scenario"`
+	Server    string         `json:"server"`
+	Domain    string         `json:"domain"`
+	TLS       string         `json:"tls"`
+	Mechs     []string       `json:"sasl"`
+	Params    map[string]any `json:"params"`
+	Figures   []figure       `json:"-"`
+	Errors    map[string]int `json:"errors,omitempty"`
+	Anomalies int            `json:"anomalies"`
+	Notes     []string       `json:"notes,omitempty"`
+	Started   time.Time      `json:"started"`
+	Wall      float64        `json:"wall_s"`
+	Tool      toolUsage      `json:"tool"`
+	ServerUse *serverUsage   `json:"server_process,omitempty"`
+	errMu     sync.Mutex     `json:"-"`
 }
 
 type toolUsage struct {
@@ -136,15 +135,6 @@ func (r *report) add(key, label string, v float64, unit string) {
 
 func (r *report) addDur(key, label string, d time.Duration) {
 	r.add(key, label, float64(d)/float64(time.Millisecond), "ms")
-}
-
-func (r *report) fig(key string) (float64, bool) {
-	for _, f := range r.Figures {
-		if f.Key == key {
-			return f.Value, true
-		}
-	}
-	return 0, false
 }
 
 const maxErrorKinds = 20
