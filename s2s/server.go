@@ -135,26 +135,26 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Limits.MaxStanza == 0 {
 		cfg.Limits = stanza.DefaultLimits
-		cfg.Limits.MaxStanza = 512 << 10
+		cfg.Limits.MaxStanza = DefaultMaxStanzaSize
 	}
 	if cfg.PreAuthLimits.MaxStanza == 0 {
 		cfg.PreAuthLimits = cfg.Limits
-		cfg.PreAuthLimits.MaxStanza = 64 << 10
+		cfg.PreAuthLimits.MaxStanza = DefaultPreAuthStanzaSize
 	}
 	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = 10 * time.Second
+		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
 	if cfg.AuthTimeout == 0 {
-		cfg.AuthTimeout = 30 * time.Second
+		cfg.AuthTimeout = DefaultAuthTimeout
 	}
 	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = 10 * time.Minute
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.WriteTimeout == 0 {
-		cfg.WriteTimeout = 30 * time.Second
+		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	if cfg.QueueSize == 0 {
-		cfg.QueueSize = 256
+		cfg.QueueSize = DefaultQueueSize
 	}
 	s := &Server{
 		cfg:     cfg,
