@@ -80,19 +80,15 @@ func (e *Error) Error() string {
 	return e.Condition
 }
 
-// Element renders the <error/> child of an error stanza. An Error made
-// without NewError and without a text gets its condition's default text, so
-// that every error we send carries one.
+// Element renders the <error/> child of an error stanza: condition, text
+// (NewError's default unless Errorf or the caller set one), then App, in
+// the order of RFC 6120 §8.3.2.
 func (e *Error) Element() *Element {
 	el := New("", "error").Set("type", e.Type)
 	el.Append(New(NSStanzas, e.Condition))
-	text := e.Text
-	if text == "" {
-		text = DefaultText(e.Condition)
-	}
-	if text != "" {
+	if e.Text != "" {
 		// RFC 6120 §8.3.2: the text SHOULD carry xml:lang; ours are English.
-		t := New(NSStanzas, "text").AppendText(text)
+		t := New(NSStanzas, "text").AppendText(e.Text)
 		t.Attr = append(t.Attr, Attr{Space: NSXML, Local: "lang", Value: "en"})
 		el.Append(t)
 	}

@@ -48,8 +48,8 @@ func TestErrorReplyText(t *testing.T) {
 				`<bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>` +
 				`<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas' xml:lang='en'>a roster set holds exactly one item</text>` +
 				`</error></iq>`},
-		{"literal without text", &Error{Type: Cancel, Condition: "not-acceptable", App: New("urn:xmpp:blocking:errors", "blocked")},
-			`<iq id='q1' from='127.0.0.1' to='alice@example.test/gajim' type='error'><error type='cancel'>` +
+		{"application condition", withApp(NewError("not-acceptable"), New("urn:xmpp:blocking:errors", "blocked")),
+			`<iq id='q1' from='127.0.0.1' to='alice@example.test/gajim' type='error'><error type='modify'>` +
 				`<not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>` +
 				`<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas' xml:lang='en'>` + DefaultText("not-acceptable") + `</text>` +
 				`<blocked xmlns='urn:xmpp:blocking:errors'/>` +
@@ -66,4 +66,9 @@ func TestErrorReplyText(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withApp(e *Error, app *Element) *Error {
+	e.App = app
+	return e
 }
