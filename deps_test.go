@@ -35,6 +35,8 @@ var allowed = map[string][]string{
 	"stanza": {},
 	// bbolt stores; knows stanzas at most, never a domain package.
 	"storage": {"stanza"},
+	// The contract tests every storage backend runs; only tests import it.
+	"storage/storetest": {"storage", "stanza"},
 	// The module interface and the Host: hands out stores.
 	"xeps": {"stanza", "storage", "session"},
 	// One package per XEP: registers on the Host, reaches storage only through it.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -98,22 +99,45 @@ func encodeLogValue(with string, data []byte) []byte {
 	return append(v, data...)
 }
 
-// decodeLogValue splits a stored entry. with is "" or, when known (a query
-// filtered on it), the caller's string, so a page does not copy it per entry.
-func decodeLogValue(id LogID, v []byte, knownWith string) (LogEntry, error) {
+// splitLogValue splits a stored entry into its 'with' and its data, both
+// v's own memory.
+func splitLogValue(id LogID, v []byte) (with, data []byte, err error) {
 	if len(v) == 0 || v[0] != logValueVersion {
-		return LogEntry{}, fmt.Errorf("storage: log entry %s: unknown encoding", id)
+		return nil, nil, fmt.Errorf("storage: log entry %s: unknown encoding", id)
 	}
 	n, k := binary.Uvarint(v[1:])
 	if k <= 0 || n > uint64(len(v)-1-k) {
-		return LogEntry{}, fmt.Errorf("storage: log entry %s: corrupt", id)
+		return nil, nil, fmt.Errorf("storage: log entry %s: corrupt", id)
 	}
-	w := v[1+k : 1+k+int(n)]
-	with := knownWith
-	if with == "" || string(w) != with {
-		with = string(w)
+	return v[1+k : 1+k+int(n)], v[1+k+int(n):], nil
+}
+
+// decodeLogValue is the entry stored as v, copied out of it.
+func decodeLogValue(id LogID, v []byte) (LogEntry, error) {
+	with, data, err := splitLogValue(id, v)
+	if err != nil {
+		return LogEntry{}, err
 	}
-	return LogEntry{ID: id, Time: id.Time(), With: with, Data: bytes.Clone(v[1+k+int(n):])}, nil
+	return LogEntry{ID: id, Time: id.Time(), With: string(with), Data: bytes.Clone(data)}, nil
+}
+
+// withCache hands out one string per 'with' among the last few seen, so a
+// page of a conversation or two does not copy the same JID per entry.
+type withCache struct {
+	s [8]string
+	n int
+}
+
+func (c *withCache) intern(b []byte) string {
+	for _, s := range c.s[:min(c.n, len(c.s))] {
+		if string(b) == s {
+			return s
+		}
+	}
+	s := string(b)
+	c.s[c.n%len(c.s)] = s
+	c.n++
+	return s
 }
 
 // ceilMillis is t in milliseconds since the epoch, rounded up, within [0, maxLogMillis+1].
@@ -202,7 +226,7 @@ func (l *boltLog) Get(ctx context.Context, owner string, id LogID) (LogEntry, er
 			return ErrNotFound
 		}
 		var err error
-		e, err = decodeLogValue(id, v, "")
+		e, err = decodeLogValue(id, v)
 		return err
 	})
 	if err != nil {
@@ -296,6 +320,12 @@ func (l *boltLog) Query(ctx context.Context, owner string, q LogQuery) (LogPage,
 			}
 			step = c.Prev
 		}
+		page.Entries = make([]LogEntry, 0, min(limit, 64))
+		entry := logKey(owner, logEntry, 8) // reused for the lookups from the index
+		var entries *bolt.Cursor            // for them: a Get makes a cursor each time
+		var withs withCache
+		withs.intern([]byte(q.With))
+		size := 0
 		for ; ; k, v = step() {
 			i, ok := selected(k)
 			if !ok {
@@ -306,15 +336,30 @@ func (l *boltLog) Query(ctx context.Context, owner string, q LogQuery) (LogPage,
 				break
 			}
 			if q.With != "" {
-				if v = b.Get(entryKey(owner, i)); v == nil {
+				entry = binary.BigEndian.AppendUint64(entry[:len(owner)+2], uint64(i))
+				if entries == nil {
+					entries = b.Cursor()
+				}
+				var ek []byte
+				if ek, v = entries.Seek(entry); !bytes.Equal(ek, entry) {
 					continue // an index key without its entry; never written so
 				}
 			}
-			e, err := decodeLogValue(i, v, q.With)
+			with, data, err := splitLogValue(i, v)
 			if err != nil {
 				return err
 			}
-			page.Entries = append(page.Entries, e)
+			size += len(data)
+			page.Entries = append(page.Entries, LogEntry{ID: i, Time: i.Time(), With: withs.intern(with), Data: data})
+		}
+		// One copy out of the mmap for the whole page; each Data capped, so
+		// that an append to one cannot overwrite the next.
+		arena := make([]byte, 0, size)
+		for i := range page.Entries {
+			d := &page.Entries[i].Data
+			off := len(arena)
+			arena = append(arena, *d...)
+			*d = arena[off:len(arena):len(arena)]
 		}
 		return nil
 	})
@@ -322,10 +367,7 @@ func (l *boltLog) Query(ctx context.Context, owner string, q LogQuery) (LogPage,
 		return LogPage{}, fmt.Errorf("storage: %s query: %w", l.bucket, err)
 	}
 	if q.Backward {
-		es := page.Entries
-		for i, j := 0, len(es)-1; i < j; i, j = i+1, j-1 {
-			es[i], es[j] = es[j], es[i]
-		}
+		slices.Reverse(page.Entries)
 	}
 	return page, nil
 }
@@ -364,12 +406,12 @@ func (l *boltLog) DeleteRange(ctx context.Context, owner string, before time.Tim
 					break
 				}
 				doomed = append(doomed, bytes.Clone(k))
-				e, err := decodeLogValue(id, v, "")
+				with, _, err := splitLogValue(id, v)
 				if err != nil {
 					continue // delete what cannot be read, without its index key
 				}
-				if e.With != "" {
-					doomed = append(doomed, binary.BigEndian.AppendUint64(withPrefix(owner, e.With), uint64(id)))
+				if len(with) > 0 {
+					doomed = append(doomed, binary.BigEndian.AppendUint64(withPrefix(owner, string(with)), uint64(id)))
 				}
 			}
 			for _, k := range doomed {

@@ -26,9 +26,8 @@ func (db *DB) Queue(name string) Queue {
 	return &boltQueue{db: db, bucket: []byte(archivePrefix + name)}
 }
 
-// Archive is the old name of Queue.
-//
-// Deprecated: use Queue.
+// Archive is Queue by its former name, kept for the callers that still use
+// it; new code says Queue (the message archive is a Log).
 func (db *DB) Archive(name string) Queue { return db.Queue(name) }
 
 // Append implements Queue.

@@ -22,10 +22,6 @@ var (
 	// ErrFull: a bounded store is at its limit (Queue.Append); nothing
 	// stored is dropped to make room.
 	ErrFull = errors.New("store full")
-	// ErrArchiveFull is the old name of ErrFull.
-	//
-	// Deprecated: use ErrFull.
-	ErrArchiveFull = ErrFull
 )
 
 // Backend is all the stores of one database: what the server opens at

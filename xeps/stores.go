@@ -56,11 +56,6 @@ func (h *Host) KeyValue(name string) KeyValue { return h.cfg.DB.KeyValue(name) }
 // Queue returns the named per-user queue. Modules ask for it in Register.
 func (h *Host) Queue(name string) Queue { return h.cfg.DB.Queue(name) }
 
-// Archive is the old name of Queue.
-//
-// Deprecated: use Queue (a message archive is a Log).
-func (h *Host) Archive(name string) Queue { return h.Queue(name) }
-
 // Log returns the named append-only log. Modules ask for it in Register.
 func (h *Host) Log(name string) Log { return h.cfg.DB.Log(name) }
 

@@ -206,7 +206,7 @@ func (o *offline) store(ctx context.Context, el *stanza.Element, to stanza.JID) 
 		return true
 	}
 	if _, err := o.archive.Append(ctx, bare.Domainpart(), bare.Localpart(), o.encode(el, bare.Domainpart()), o.max); err != nil {
-		// Append refuses with storage.ErrArchiveFull at the limit, a normal
+		// Append refuses with xeps.ErrFull at the limit, a normal
 		// event; anything else is a storage failure.
 		if n, cerr := o.archive.Count(ctx, bare.Domainpart(), bare.Localpart()); cerr == nil && n >= o.max {
 			// Debug: a flood to a full mailbox would otherwise write one

@@ -132,7 +132,7 @@ func (e *env) offer(el *stanza.Element) bool {
 
 func (e *env) count(local string) int {
 	e.t.Helper()
-	n, err := e.db.Archive(offline.ArchiveName).Count(context.Background(), "localhost", local)
+	n, err := e.db.Queue(offline.ArchiveName).Count(context.Background(), "localhost", local)
 	if err != nil {
 		e.t.Fatal(err)
 	}
