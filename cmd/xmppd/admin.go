@@ -266,7 +266,7 @@ func parseUserJID(s string, domains []string) (jid.JID, error) {
 		return jid.JID{}, fmt.Errorf("invalid JID %q: an account needs a localpart (user@%s)", s, j.Domainpart())
 	}
 	if _, err := servedDomain(j.Domainpart(), domains); err != nil {
-		return jid.JID{}, err
+		return jid.JID{}, err // *notServedError
 	}
 	return j, nil
 }
@@ -282,7 +282,17 @@ func servedDomain(d string, domains []string) (string, error) {
 			return n, nil
 		}
 	}
-	return "", fmt.Errorf("domain %q is not served by this server (domains: %s)", n, strings.Join(domains, ", "))
+	return "", &notServedError{Domain: n, Served: domains}
+}
+
+// notServedError is a domain the config does not list.
+type notServedError struct {
+	Domain string
+	Served []string
+}
+
+func (e *notServedError) Error() string {
+	return fmt.Sprintf("domain %q is not served by this server (domains: %s)", e.Domain, strings.Join(e.Served, ", "))
 }
 
 // errNoServer means no server answers on the admin socket: the CLI opens the
@@ -296,6 +306,11 @@ func runAdmin(ctx context.Context, cfg Config, req adminRequest) ([]string, erro
 	if !errors.Is(err, errNoServer) {
 		return users, err
 	}
+	if req.Op != opAdd {
+		if _, err := os.Stat(cfg.DBPath()); errors.Is(err, os.ErrNotExist) {
+			return nil, &noDatabaseError{path: absPath(cfg.DBPath()), user: req.JID}
+		}
+	}
 	db, err := storage.Open(cfg.DBPath(), storage.Options{Timeout: cliDBTimeout})
 	if errors.Is(err, storage.ErrLocked) {
 		return nil, fmt.Errorf("the database is locked by a running xmppd, but its admin socket at %s did not answer", cfg.AdminSocket())
@@ -308,6 +323,22 @@ func runAdmin(ctx context.Context, cfg Config, req adminRequest) ([]string, erro
 		return nil, cerr
 	}
 	return users, err
+}
+
+// noDatabaseError means the data folder holds no database yet. Only add
+// makes one, so that a user command run with the wrong config or in the
+// wrong folder does not quietly start a new, empty database.
+type noDatabaseError struct {
+	path string // the database file
+	user string // the account asked about, if any
+}
+
+func (e *noDatabaseError) Error() string {
+	msg := fmt.Sprintf("no database at %s yet (xmppd serve or xmppd user add creates it)", e.path)
+	if e.user != "" {
+		msg = fmt.Sprintf("user %s does not exist: %s", e.user, msg)
+	}
+	return msg
 }
 
 // callAdminSocket sends req to the server at path. It returns errNoServer

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,19 +17,41 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
 	"mellium.im/xmpp/jid"
+
+	"github.com/xmppd/xmppd/c2s"
+	"github.com/xmppd/xmppd/c2s/auth"
+	"github.com/xmppd/xmppd/s2s"
+	"github.com/xmppd/xmppd/xeps/offline"
 )
 
 // Config is the whole server configuration, decoded from one TOML file.
 // DefaultConfig holds every default; LoadConfig decodes a file over it, so a
-// key absent from the file keeps its default.
+// key absent from the file keeps its default. A module with settings owns
+// its section's type (defaults and Validate in its package), embedded here
+// under the module's name.
 type Config struct {
-	Domains []string      `toml:"domains"`  // served domains, normalised (PRECIS/IDNA) by LoadConfig
-	DataDir string        `toml:"data_dir"` // bbolt file, generated certificate, admin socket
-	Log     LogConfig     `toml:"log"`
-	TLS     TLSConfig     `toml:"tls"`
-	C2S     C2SConfig     `toml:"c2s"`
-	S2S     S2SConfig     `toml:"s2s"`
-	Offline OfflineConfig `toml:"offline"`
+	Domains []string  `toml:"domains"`  // served domains, normalised (PRECIS/IDNA) by LoadConfig
+	DataDir string    `toml:"data_dir"` // bbolt file, generated certificate, admin socket
+	Log     LogConfig `toml:"log"`
+	TLS     TLSConfig `toml:"tls"`
+	C2S     C2SConfig `toml:"c2s"`
+	S2S     S2SConfig `toml:"s2s"`
+
+	// The modules' sections, one per module that has settings.
+	Offline offline.Config `toml:"offline"`
+}
+
+// moduleSection is a module's config section as Validate sees it.
+type moduleSection struct {
+	name string // the section's key, the module's name
+	cfg  interface{ Validate() error }
+}
+
+// moduleSections lists the modules' sections, in the order of the file.
+func (c Config) moduleSections() []moduleSection {
+	return []moduleSection{
+		{"offline", c.Offline},
+	}
 }
 
 // S2SConfig configures federation with other XMPP domains.
@@ -45,11 +66,6 @@ type S2SConfig struct {
 	IdleTimeout      Duration          `toml:"idle_timeout"`       // close streams idle this long
 	ConnectTimeout   Duration          `toml:"connect_timeout"`    // to set up an outgoing stream, TLS and authentication included
 	QueueSize        int               `toml:"queue_size"`         // stanzas per remote domain waiting for a stream
-}
-
-// OfflineConfig configures storage of messages for users who are offline (XEP-0160).
-type OfflineConfig struct {
-	MaxMessages int `toml:"max_messages"` // per user; 0 disables offline storage
 }
 
 // LogConfig selects the slog handler.
@@ -117,13 +133,14 @@ const (
 	maxAuthFailures = 100
 	minQueueSize    = 8
 	maxQueueSize    = 65536
-	maxOffline      = 100000
 	minFastLifetime = time.Hour
 	maxFastLifetime = 365 * 24 * time.Hour
 )
 
 // DefaultConfig returns the configuration `xmppd serve` runs with when no
-// file is given. It is the only place defaults are written down.
+// file is given. The values the c2s and s2s packages and the modules default
+// to are theirs (c2s.Default..., s2s.Default..., offline.DefaultConfig), so
+// each default is written once; the rest are written here.
 func DefaultConfig() Config {
 	return Config{
 		Domains: []string{"localhost"},
@@ -133,23 +150,25 @@ func DefaultConfig() Config {
 			Listen:            []string{":5222"},
 			DirectTLS:         []string{":5223"},
 			RequireTLS:        true,
-			MaxStanzaSize:     262144,
-			PreAuthStanzaSize: 16384,
-			AuthTimeout:       Duration(30 * time.Second),
-			MaxAuthFailures:   3,
-			QueueSize:         256,
-			FastTokenLifetime: Duration(21 * 24 * time.Hour),
+			MaxStanzaSize:     c2s.DefaultMaxStanzaSize,
+			PreAuthStanzaSize: c2s.DefaultPreAuthStanzaSize,
+			AuthTimeout:       Duration(c2s.DefaultAuthTimeout),
+			MaxAuthFailures:   c2s.DefaultMaxAuthFailures,
+			QueueSize:         c2s.DefaultQueueSize,
+			FastTokenLifetime: Duration(auth.DefaultFastTTL),
 		},
 		S2S: S2SConfig{
-			Listen:         []string{":5269"},
-			Routes:         map[string]string{},
-			DirectTLS:      []string{":5270"},
-			MaxStanzaSize:  524288,
-			IdleTimeout:    Duration(10 * time.Minute),
-			ConnectTimeout: Duration(30 * time.Second),
-			QueueSize:      1024,
+			Listen:        []string{":5269"},
+			Routes:        map[string]string{},
+			DirectTLS:     []string{":5270"},
+			MaxStanzaSize: s2s.DefaultMaxStanzaSize,
+			IdleTimeout:   Duration(s2s.DefaultIdleTimeout),
+			// connect_timeout bounds the whole setup of an outgoing stream,
+			// which is s2s's AuthTimeout (serve.go).
+			ConnectTimeout: Duration(s2s.DefaultAuthTimeout),
+			QueueSize:      s2s.DefaultQueueSize,
 		},
-		Offline: OfflineConfig{MaxMessages: 1000},
+		Offline: offline.DefaultConfig(),
 	}
 }
 
@@ -371,7 +390,6 @@ func (c Config) Validate() error {
 	checkRange("c2s.preauth_stanza_size", c.C2S.PreAuthStanzaSize, minPreAuthSize, preAuthMax)
 	checkRange("c2s.max_auth_failures", c.C2S.MaxAuthFailures, minAuthFailures, maxAuthFailures)
 	checkRange("c2s.queue_size", c.C2S.QueueSize, minQueueSize, maxQueueSize)
-	checkRange("offline.max_messages", c.Offline.MaxMessages, 0, maxOffline)
 
 	checkAddrs("s2s.listen", c.S2S.Listen)
 	checkAddrs("s2s.direct_tls", c.S2S.DirectTLS)
@@ -403,6 +421,11 @@ func (c Config) Validate() error {
 	}
 	if d := c.C2S.FastTokenLifetime.D(); d != 0 && (d < minFastLifetime || d > maxFastLifetime) {
 		add("c2s.fast_token_lifetime: %s is outside %s to %s (or \"0s\" to turn FAST off)", d, minFastLifetime, maxFastLifetime)
+	}
+	for _, m := range c.moduleSections() {
+		if err := m.cfg.Validate(); err != nil {
+			add("%s.%w", m.name, err)
+		}
 	}
 	return joinProblems(errs)
 }
@@ -466,56 +489,66 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// loadConfigFlag loads the file named by the persistent --config flag
-// (defaults when it is not given).
-func loadConfigFlag(cmd *cobra.Command) (Config, error) {
-	path, err := cmd.Flags().GetString("config")
-	if err != nil {
-		return Config{}, err
-	}
-	return LoadConfig(path)
-}
-
 func newConfigCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
-		Short: "Inspect the configuration",
+		Short: "Check the configuration, or print the example config",
 	}
-	cmd.AddCommand(newConfigCheckCommand())
+	cmd.AddCommand(newConfigCheckCommand(), newConfigExampleCommand())
 	return cmd
 }
 
 func newConfigCheckCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "check [FILE]",
-		Short: "Validate a config file and load its certificates, without starting",
-		Long: "Check loads FILE (or the --config file), validates every value and loads the\n" +
-			"configured TLS certificates. It does not generate the self-signed certificate.",
+		Short: "Validate a config file, its certificates and data folder, without starting",
+		Long: "Check loads FILE (or the file xmppd serve would use: --config, $" + configEnv + ", or\n" +
+			defaultConfigPath + " if it exists), validates every value, reads and loads the\n" +
+			"configured certificates and checks that the data folder can be written (or\n" +
+			"created). Run it as the user xmppd serve runs as. It does not generate the\n" +
+			"self-signed certificate. `xmppd config example` prints every setting.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, err := cmd.Flags().GetString("config")
-			if err != nil {
-				return err
-			}
+			var src configSource
 			if len(args) == 1 {
-				path = args[0]
+				src = configSource{Path: args[0], From: "--config"} // named on the command line
+			} else {
+				var err error
+				if src, err = resolveConfigSource(cmd); err != nil {
+					return err
+				}
 			}
-			if path == "" {
-				return errors.New("config check: no file given (config check FILE or --config FILE)")
+			if src.Path == "" {
+				return fmt.Errorf("config check: no file given (config check FILE, --config FILE or %s; %s does not exist)", configEnv, defaultConfigPath)
 			}
+			path := src.Path
 			cfg, err := LoadConfig(path)
 			if err != nil {
+				if src.From != "--config" {
+					err = fmt.Errorf("%w (config file from %s)", err, src.From)
+				}
 				return err
+			}
+			stderr := cmd.ErrOrStderr()
+			if src.From != "--config" {
+				fmt.Fprintf(stderr, "config: %s\n", src)
+			}
+			notes, errs := checkFiles(cfg)
+			if len(errs) > 0 {
+				return fmt.Errorf("%s: %w", path, joinProblems(errs))
+			}
+			for _, n := range notes {
+				fmt.Fprintf(stderr, "%s: note: %s\n", path, n)
 			}
 			certs, err := loadCertificates(cfg.TLS.Certificates)
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
 			if len(certs) == 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s: note: no certificates configured; xmppd serve uses a self-signed one in %s\n", path, cfg.DataDir)
+				fmt.Fprintf(stderr, "%s: note: no certificates configured; xmppd serve uses a self-signed one in %s\n", path, cfg.DataDir)
 			} else {
 				for _, d := range uncoveredDomains(cfg.Domains, certs) {
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s: warning: no configured certificate covers %q\n", path, d)
+					fmt.Fprintf(stderr, "%s: warning: no configured certificate covers %q\n", path, d)
 				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK (domains: %s)\n", path, strings.Join(cfg.Domains, ", "))

@@ -39,8 +39,11 @@ func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "xmppd",
 		Short: "An XMPP server",
-		Long: "xmppd serves XMPP domains. Without --config it serves localhost with its data in\n" +
-			"./xmppd-data; see testdata/xmppd.example.toml for every setting.",
+		Long: "xmppd serves XMPP domains. Every command reads the config file given with --config,\n" +
+			"else the one $" + configEnv + " names, else " + defaultConfigPath + " if it exists;\n" +
+			"without any it serves localhost with its data in ./xmppd-data.\n" +
+			"`xmppd config example` prints every setting, commented, with its default.",
+		Version:       buildVersion(),
 		SilenceErrors: true, // main prints the error once
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
 			// Flags and arguments have been checked: from here on an error is
@@ -48,7 +51,8 @@ func newRootCommand() *cobra.Command {
 			cmd.SilenceUsage = true
 		},
 	}
-	root.PersistentFlags().String("config", "", "TOML config `FILE` (default: built-in defaults)")
+	root.PersistentFlags().String("config", "", "TOML config `FILE` (default: $"+configEnv+", else "+defaultConfigPath+" if it exists, else built-in defaults)")
+	root.SetVersionTemplate(versionLine("{{.Version}}"))
 	root.AddCommand(
 		newServeCommand(),
 		newUserCommand(),
@@ -64,9 +68,14 @@ func newVersionCommand() *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, args []string) {
-			fmt.Fprintf(cmd.OutOrStdout(), "xmppd %s (%s %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprint(cmd.OutOrStdout(), versionLine(buildVersion()))
 		},
 	}
+}
+
+// versionLine is what `xmppd version` and `xmppd --version` print.
+func versionLine(v string) string {
+	return fmt.Sprintf("xmppd %s (%s %s/%s)\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 func buildVersion() string {

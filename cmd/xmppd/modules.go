@@ -17,19 +17,21 @@ import (
 )
 
 // modules is THE ordered list of enabled modules, read top to bottom at
-// startup (never a map: the order must not change between runs).
+// startup (never a map: the order must not change between runs). A module
+// with settings gets its own section of cfg (cfg.Offline, ...); a module
+// that needs another gets it passed here (presence gets the roster).
 func modules(cfg Config) []xeps.Module {
 	rosterMod := roster.New()
 	return []xeps.Module{
-		rosterMod,               // RFC 6121 §2-3 rosters and subscriptions, XEP-0237 roster versioning
-		presence.New(rosterMod), // RFC 6121 §4 presence (subscriptions are the roster's)
-		caps.New(),              // XEP-0115: clients' entity capabilities, verified and cached (the server's own are disco's)
-		offline.Module{MaxMessages: cfg.Offline.MaxMessages}, // XEP-0160: offline messages (with XEP-0203 delay, XEP-0334 hints)
-		blocking.Module{},     // XEP-0191: Blocking Command
-		vcard.Module{},        // XEP-0054: vcard-temp
-		private.Module{},      // XEP-0049: Private XML Storage
-		lastactivity.Module{}, // XEP-0012: Last Activity
-		ping.Module{},         // XEP-0199: XMPP Ping
+		rosterMod,                // RFC 6121 §2-3 rosters and subscriptions, XEP-0237 roster versioning
+		presence.New(rosterMod),  // RFC 6121 §4 presence (subscriptions are the roster's)
+		caps.New(),               // XEP-0115: clients' entity capabilities, verified and cached (the server's own are disco's)
+		offline.New(cfg.Offline), // XEP-0160: offline messages (with XEP-0203 delay, XEP-0334 hints)
+		blocking.Module{},        // XEP-0191: Blocking Command
+		vcard.Module{},           // XEP-0054: vcard-temp
+		private.Module{},         // XEP-0049: Private XML Storage
+		lastactivity.Module{},    // XEP-0012: Last Activity
+		ping.Module{},            // XEP-0199: XMPP Ping
 		swversion.Module{Software: "xmppd", Version: buildVersion()}, // XEP-0092: Software Version
 		entitytime.Module{}, // XEP-0202: Entity Time
 		disco.Module{},      // XEP-0030: Service Discovery (lists what the others registered)

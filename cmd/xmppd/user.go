@@ -23,7 +23,9 @@ func newUserCommand() *cobra.Command {
 		Use:   "user",
 		Short: "Manage accounts (add, passwd, del, list)",
 		Long: "Manage accounts. While xmppd serve runs, these commands talk to it over the admin\n" +
-			"socket in the data folder; when it is stopped they open the database directly.",
+			"socket in the data folder; when it is stopped they open the database directly.\n" +
+			"They use the config file xmppd serve uses (--config, $" + configEnv + " or " + defaultConfigPath + ")\n" +
+			"and print on standard error which one and which data folder.",
 	}
 	cmd.AddCommand(newUserAddCommand(), newUserPasswdCommand(), newUserDelCommand(), newUserListCommand())
 	return cmd
@@ -48,14 +50,14 @@ func newUserPasswordCommand(op, use, short, done string) *cobra.Command {
 			"or read as one line from standard input with --password-stdin.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfigFlag(cmd)
+			cfg, src, err := loadUserConfig(cmd)
 			if err != nil {
 				return err
 			}
 			// Check the JID before asking for a password.
 			j, err := parseUserJID(args[0], cfg.Domains)
 			if err != nil {
-				return err
+				return withConfigHint(err, src)
 			}
 			password, err := readPassword(cmd, j, fromStdin)
 			if err != nil {
@@ -79,13 +81,13 @@ func newUserDelCommand() *cobra.Command {
 		Short: "Delete an account and its data; a running server closes its sessions",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfigFlag(cmd)
+			cfg, src, err := loadUserConfig(cmd)
 			if err != nil {
 				return err
 			}
 			j, err := parseUserJID(args[0], cfg.Domains)
 			if err != nil {
-				return err
+				return withConfigHint(err, src)
 			}
 			if _, err := runAdmin(cmd.Context(), cfg, adminRequest{Op: opDel, JID: j.String()}); err != nil {
 				return err
@@ -102,17 +104,22 @@ func newUserListCommand() *cobra.Command {
 		Short: "List accounts, one bare JID a line, of one domain or all",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfigFlag(cmd)
+			cfg, src, err := loadUserConfig(cmd)
 			if err != nil {
 				return err
 			}
 			req := adminRequest{Op: opList}
 			if len(args) == 1 {
 				if req.Domain, err = servedDomain(args[0], cfg.Domains); err != nil {
-					return err
+					return withConfigHint(err, src)
 				}
 			}
 			users, err := runAdmin(cmd.Context(), cfg, req)
+			if _, ok := errors.AsType[*noDatabaseError](err); ok {
+				// Nothing to list; say why, in case it is the wrong folder.
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: %v\n", err)
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -123,6 +130,28 @@ func newUserListCommand() *cobra.Command {
 			return w.Flush()
 		},
 	}
+}
+
+// loadUserConfig loads the config like every command, and says on standard
+// error which file and which data folder the user command works on: without
+// them, `xmppd user add` run in the wrong folder would quietly make a new
+// database there.
+func loadUserConfig(cmd *cobra.Command) (Config, configSource, error) {
+	cfg, src, err := loadConfigSource(cmd)
+	if err != nil {
+		return cfg, src, err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "config: %s\ndata folder: %s\n", src, absPath(cfg.DataDir))
+	return cfg, src, nil
+}
+
+// withConfigHint adds to a domain the config does not serve which config that
+// is and how to choose another.
+func withConfigHint(err error, src configSource) error {
+	if _, ok := errors.AsType[*notServedError](err); ok {
+		return fmt.Errorf("%w\n%s", err, src.hint())
+	}
+	return err
 }
 
 // readPassword reads one line from standard input with --password-stdin, or
