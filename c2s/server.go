@@ -61,6 +61,13 @@ type Config struct {
 	OnBound, OnClosed func(ctx context.Context, s *session.Session)
 
 	Logger *slog.Logger
+
+	// MaxPreAuthConns caps the connections one client address (an IPv4
+	// address, an IPv6 /64: auth.ClientKey) may have open that have not
+	// authenticated yet; a connection over it gets a policy-violation
+	// stream error and is closed. 0: auth.DefaultMaxPreAuthConns; negative:
+	// no cap. The connections are counted by Throttle: nil Throttle, no cap.
+	MaxPreAuthConns int
 }
 
 // Server accepts client connections; the sessions they bind join the
@@ -78,22 +85,23 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Limits.MaxStanza == 0 {
 		cfg.Limits = stanza.DefaultLimits
+		cfg.Limits.MaxStanza = DefaultMaxStanzaSize
 	}
 	if cfg.PreAuthLimits.MaxStanza == 0 {
 		cfg.PreAuthLimits = cfg.Limits
-		cfg.PreAuthLimits.MaxStanza = 16 << 10
+		cfg.PreAuthLimits.MaxStanza = DefaultPreAuthStanzaSize
 	}
 	if cfg.AuthTimeout == 0 {
-		cfg.AuthTimeout = 30 * time.Second
+		cfg.AuthTimeout = DefaultAuthTimeout
 	}
 	if cfg.MaxAuthFailures == 0 {
-		cfg.MaxAuthFailures = 3
+		cfg.MaxAuthFailures = DefaultMaxAuthFailures
 	}
 	if cfg.QueueSize == 0 {
-		cfg.QueueSize = 256
+		cfg.QueueSize = DefaultQueueSize
 	}
 	if cfg.WriteTimeout == 0 {
-		cfg.WriteTimeout = 30 * time.Second
+		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	if cfg.Sessions == nil {
 		cfg.Sessions = session.NewRegistry()
@@ -106,9 +114,53 @@ func New(cfg Config) *Server {
 func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) error {
 	err := s.open.Serve(ctx, ln, func(conn net.Conn) (*Session, func(func())) {
 		sess := newSession(s, conn)
+		// One address may hold only so many connections that have not
+		// authenticated: each costs a goroutine, buffers and a TLS
+		// handshake, and guessing passwords over many of them at once is
+		// what the cap (with auth.Throttle) is there to stop. A connection
+		// holds its slot until it authenticates (authenticate releases the
+		// slot the context carries) or ends.
+		limit := s.cfg.MaxPreAuthConns
+		if limit == 0 {
+			limit = auth.DefaultMaxPreAuthConns
+		}
+		slot, ok := (*auth.ConnSlot)(nil), true
+		if limit > 0 {
+			slot, ok = s.cfg.Throttle.Connect(auth.ClientKey(conn.RemoteAddr()), limit)
+		}
+		if !ok {
+			return sess, func(done func()) {
+				defer done()
+				s.log.Debug("too many unauthenticated connections", "addr", auth.ClientKey(conn.RemoteAddr()))
+				if directTLS {
+					// A client that expects a TLS handshake cannot read why:
+					// a handshake is what the cap saves.
+					conn.Close()
+					return
+				}
+				// Our header and the stream error (RFC 6120 §4.9.1.2), then
+				// a moment for the client to read them and close before we
+				// do: closing with its header unread would reset the
+				// connection, and could lose the error.
+				conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+				sess.CloseWithError(&stanza.StreamError{Condition: "policy-violation",
+					Text: "too many connections from your address are not authenticated yet"})
+				buf := make([]byte, 512)
+				for n := 0; n < 16<<10; {
+					m, err := conn.Read(buf)
+					if n += m; err != nil {
+						break
+					}
+				}
+				sess.out.Close()
+			}
+		}
 		return sess, func(done func()) {
-			sess.done = done
-			sess.serve(ctx, directTLS)
+			sess.done = func() {
+				slot.Release()
+				done()
+			}
+			sess.serve(auth.WithConnSlot(ctx, slot), directTLS)
 		}
 	})
 	if err != nil {

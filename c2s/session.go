@@ -10,12 +10,11 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/xmppd/xmppd/c2s/auth"
+	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/stream"
 )
@@ -50,11 +49,14 @@ type Session struct {
 	failures      int
 	triedPlus     bool // a -PLUS attempt failed for want of a shared binding type
 
-	// Set once at bind, before the session is visible to others.
+	// sess is the session this connection negotiates and then carries: it
+	// owns the outbound queue the connection drains (session ≠ connection,
+	// docs/design/004-sessions.md).
+	sess *session.Session
+	// Set once at bind, before the session is visible to others (copies of
+	// sess's, for the log lines).
 	addr stanza.JID
 	full string
-
-	presence atomic.Int32 // 0 = unavailable; otherwise priority+1000
 
 	// The session's lifetime: work done for it (handlers, storage calls)
 	// stops with ctx; done tells the listener it has ended.
@@ -83,13 +85,18 @@ func newSession(srv *Server, conn net.Conn) *Session {
 		raddr: conn.RemoteAddr(),
 	}
 	copy(s.logID[:], s.id)
+	s.sess = session.New(s.id, srv.cfg.QueueSize)
 	s.out = stream.New(conn, stream.Config[*stanza.Element]{
-		QueueSize:    srv.cfg.QueueSize,
-		WriteTimeout: srv.cfg.WriteTimeout,
-		Append:       appendClient,
-		Header:       s.ourHeader,
-		ParkAfter:    parkAfter,
-		ParkAfterMax: parkAfterMax,
+		Queue: s.sess.Queue(),
+		// What the connection could not write stays in the session's
+		// queue, for the undeliverable stage (finish).
+		KeepUnwritten: true,
+		RequeueFailed: true,
+		WriteTimeout:  srv.cfg.WriteTimeout,
+		Append:        appendClient,
+		Header:        s.ourHeader,
+		ParkAfter:     parkAfter,
+		ParkAfterMax:  parkAfterMax,
 	})
 	// The decoder reads through s.out, which can park an idle session.
 	s.dec = stanza.NewDecoder(s.out, srv.cfg.PreAuthLimits)
@@ -130,21 +137,15 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Address implements router.Session: the bound full JID.
-func (s *Session) Address() stanza.JID { return s.addr }
-
-// Available implements router.Session.
-func (s *Session) Available() (bool, int) {
-	p := s.presence.Load()
-	return p != 0, int(p) - 1000
-}
+var _ session.Transport = (*Session)(nil)
 
 // serve runs the connection from its first byte. Once bound, an idle
 // session parks (stream.Conn.Park): serve returns, and resume reads on, on a
 // new goroutine, when the client sends more or the stream is closed.
 func (s *Session) serve(ctx context.Context, directTLS bool) {
 	s.base = ctx
-	s.ctx, s.cancel = context.WithCancel(ctx)
+	// Everything done for the session's stanzas knows where they came from.
+	s.ctx, s.cancel = context.WithCancel(session.NewContext(ctx, s.sess))
 	parked := false
 	defer func() { s.ended(recover(), parked) }()
 	s.out.NetConn().SetReadDeadline(time.Now().Add(s.srv.cfg.AuthTimeout))
@@ -237,19 +238,28 @@ func (s *Session) finish(panicked any) {
 	}
 	ctx := s.ctx
 	if s.full != "" {
-		s.srv.unbind(s)
-		wasAvailable, _ := s.Available()
-		s.presence.Store(0)
-		if wasAvailable {
+		// Out of the registry first: what is routed to the JID from now on
+		// finds no session and goes elsewhere (other resources, offline).
+		s.srv.cfg.Sessions.Unbind(s.sess)
+		if s.sess.SetUnavailable() {
 			// An unclean disconnect must still tell everyone the resource is gone (RFC 6121 §4.6.1).
 			un := stanza.New(stanza.NSClient, "presence").Set("type", "unavailable").Set("from", s.full)
 			s.srv.cfg.Router.RouteFromClient(ctx, un)
 		}
 		if s.srv.cfg.OnClosed != nil {
-			s.srv.cfg.OnClosed(ctx, s)
+			s.srv.cfg.OnClosed(ctx, s.sess)
 		}
 	}
 	s.out.Close()
+	s.sess.Detach(s)
+	if s.full != "" && s.srv.cfg.Undeliverable != nil {
+		// Never silence: what the client did not get (a slow consumer's
+		// backlog, a broken connection's) goes to the undeliverable stage.
+		left := s.sess.Queue().TakeAll()
+		for _, el := range left {
+			s.srv.cfg.Undeliverable(ctx, s.sess, el)
+		}
+	}
 	s.cancel()
 	if s.done != nil {
 		s.done()
@@ -495,6 +505,10 @@ func (s *Session) authenticate(ctx context.Context, el *stanza.Element) (restart
 		ServerCertDER:   s.certDER,
 		AllowPlain:      s.secure,
 		ClientTriedPlus: s.triedPlus,
+		// Guesses are limited per client address and per account across
+		// all connections (auth.Throttle), not per connection.
+		Throttle: s.srv.cfg.Throttle,
+		Client:   auth.ClientKey(s.raddr),
 	}
 	mech := el.Get("mechanism")
 	if ns == stanza.NSSASL2 && s.secure && s.srv.cfg.FastTokens != nil {
@@ -526,17 +540,22 @@ func (s *Session) authenticate(ctx context.Context, el *stanza.Element) (restart
 		data, err = saslData(el)
 	}
 	for {
+		// err is saslData's: bad base64 is incorrect-encoding (RFC 6120
+		// §6.5.2), whichever step it comes in.
 		if err != nil {
 			return false, s.saslFailure(ns, err, true, srv.AttemptedUsername())
 		}
-		out, done, err := srv.Step(data)
-		if err != nil {
+		var out []byte
+		var done bool
+		if out, done, err = srv.Step(data); err != nil {
 			return false, s.saslFailure(ns, err, true, srv.AttemptedUsername())
 		}
 		if done {
 			s.authenticated = true
 			s.user = srv.Username()
-			s.throttleSuccess(s.user)
+			// No longer counted under its address's cap on connections
+			// that have not authenticated (Server.Serve).
+			auth.ConnSlotFrom(ctx).Release()
 			s.logAt(slog.LevelInfo, "authenticated", "user", s.user+"@"+s.domain, "mechanism", el.Get("mechanism"))
 			if ns == stanza.NSSASL2 {
 				return false, s.sasl2Success(ctx, el, out, srv)
@@ -616,13 +635,14 @@ func (s *Session) sasl2Success(ctx context.Context, el *stanza.Element, final []
 	s.addr, s.full = addr, addr.String()
 	id.AppendText(s.full)
 	success.Append(stanza.New(stanza.NSBind2, "bound"))
-	// Written before the session is registered, so nothing routed to the
-	// new JID can overtake it; the client's next stanzas are read by this
-	// goroutine once registration is done.
+	// Registered before <success/> is written, so a stanza routed to the
+	// new JID the moment the client sees it finds the session; it waits in
+	// the session's queue until the connection attaches, after <success/>.
+	old := s.bindSession()
 	if err := s.writeRaw(s.appendFeatures(success.AppendXML(nil, stanza.NSClient))); err != nil {
 		return err
 	}
-	s.register(ctx)
+	s.attach(ctx, old)
 	return nil
 }
 
@@ -654,10 +674,12 @@ func saslData(el *stanza.Element) ([]byte, error) {
 	return b, nil
 }
 
-// saslFailure sends <failure/>. Counted failures are throttled and limited:
-// each waits longer (per client address and per attempted account, so neither
-// many connections nor many accounts get a free run), and after
-// MaxAuthFailures the stream is closed.
+// saslFailure sends <failure/>. Counted failures are limited: after
+// MaxAuthFailures on this stream it is closed. Guessing speed is not this
+// function's business: the mechanisms wait for the throttle before they check
+// a proof (auth.Throttle), per client address and per account across all
+// connections; waiting here, per connection, let parallel connections guess
+// in parallel.
 func (s *Session) saslFailure(ns string, err error, counted bool, attempted string) error {
 	var f *auth.Failure
 	if !errors.As(err, &f) {
@@ -672,15 +694,6 @@ func (s *Session) saslFailure(ns string, err error, counted bool, attempted stri
 	}
 	if counted {
 		s.failures++
-		if t := s.srv.cfg.Throttle; t != nil {
-			keys := s.throttleKeys(attempted)
-			var wait time.Duration
-			for _, k := range keys {
-				wait = max(wait, t.Delay(k))
-				t.Failure(k)
-			}
-			time.Sleep(wait)
-		}
 		s.logAt(slog.LevelInfo, "authentication failed", "condition", f.Condition, "account", attempted, "failures", s.failures)
 	}
 	// SASL2's <failure/> carries RFC 6120's condition element (XEP-0388 §2.6.2).
@@ -698,25 +711,6 @@ func (s *Session) saslFailure(ns string, err error, counted bool, attempted stri
 		return &stanza.StreamError{Condition: "policy-violation", Text: "too many failed authentication attempts"}
 	}
 	return nil
-}
-
-// throttleKeys names what a failure counts against: the client's address and,
-// when known, the account it tried.
-func (s *Session) throttleKeys(account string) []string {
-	host, _, _ := net.SplitHostPort(s.out.NetConn().RemoteAddr().String())
-	keys := []string{"addr:" + host}
-	if account != "" {
-		keys = append(keys, "account:"+account+"@"+s.domain)
-	}
-	return keys
-}
-
-func (s *Session) throttleSuccess(account string) {
-	if t := s.srv.cfg.Throttle; t != nil {
-		for _, k := range s.throttleKeys(account) {
-			t.Success(k)
-		}
-	}
 }
 
 // bindIQ handles IQs between authentication and binding: bind and the legacy session.
@@ -748,21 +742,28 @@ func (s *Session) bindIQ(ctx context.Context, el *stanza.Element) error {
 	// ahead of anything others route to the new JID; and it is written only
 	// after registration, so a client that acts on it can already be reached.
 	s.out.Hold(res)
-	s.register(ctx)
+	s.attach(ctx, s.bindSession())
 	return nil
 }
 
-// register makes the bound session reachable and starts its writer for
-// what was held.
-func (s *Session) register(ctx context.Context) {
-	old := s.srv.bind(s)
-	s.Deliver(nil)
+// bindSession puts the session in the registry under s.addr, detached: what
+// is routed to it waits in its queue until attach. It returns the session
+// the new one replaces, if any.
+func (s *Session) bindSession() *session.Session {
+	s.sess.SetAddress(s.addr)
+	return s.srv.cfg.Sessions.Bind(s.sess)
+}
+
+// attach makes this connection the bound session's transport, starting its
+// writer on what waits, and closes the session it replaced.
+func (s *Session) attach(ctx context.Context, old *session.Session) {
+	s.sess.Attach(s)
 	if old != nil {
-		old.CloseWithError(&stanza.StreamError{Condition: "conflict", Text: "replaced by a new connection"})
+		old.Close(&stanza.StreamError{Condition: "conflict", Text: "replaced by a new connection"})
 	}
 	s.logAt(slog.LevelInfo, "bound")
 	if s.srv.cfg.OnBound != nil {
-		s.srv.cfg.OnBound(ctx, s)
+		s.srv.cfg.OnBound(ctx, s.sess)
 	}
 }
 
@@ -802,7 +803,7 @@ func (s *Session) readStanzas(ctx context.Context) error {
 			}
 		}
 		if el.Local == "presence" && el.Get("to") == "" {
-			s.trackPresence(el)
+			s.sess.TrackPresence(el)
 		}
 		s.logAt(slog.LevelDebug, "stanza", "kind", el.Local, "type", el.Get("type"))
 		s.srv.cfg.Router.RouteFromClient(ctx, el)
@@ -813,30 +814,12 @@ func sessionResult(el *stanza.Element) *stanza.Element {
 	return stanza.New(stanza.NSClient, "iq").Set("type", "result").Set("id", el.Get("id")).Set("to", el.Get("from"))
 }
 
-// trackPresence records the session's own broadcast presence (RFC 6121 §4.2, §4.7.2.3 priority).
-func (s *Session) trackPresence(el *stanza.Element) {
-	switch el.Get("type") {
-	case "":
-		prio := 0
-		if p := el.Child(stanza.NSClient, "priority"); p != nil {
-			if n, err := strconv.Atoi(strings.TrimSpace(p.Text())); err == nil && n >= -128 && n <= 127 {
-				prio = n
-			}
-		}
-		s.presence.Store(int32(prio + 1000))
-	case "unavailable":
-		s.presence.Store(0)
-	}
-}
-
-// Deliver implements router.Session: queue el for the client without blocking.
-// A client that lets QueueSize stanzas pile up is a slow consumer and is
-// disconnected, so it can never stall the router or hold unbounded memory.
-// A nil el only starts the writer for what is already queued.
+// Deliver implements session.Transport: queue el on the session's queue.
+// A client that lets QueueSize stanzas pile up gets slowConsumerGrace to
+// make room (the sender waits, as TCP's back-pressure would make it);
+// then it is a slow consumer and is disconnected, so it can never stall the
+// router or hold unbounded memory.
 func (s *Session) Deliver(el *stanza.Element) bool {
-	if el == nil {
-		return s.out.Start()
-	}
 	ok, full := s.out.Enqueue(el, true)
 	if full {
 		// A client that reads, only slower than others write to it, gets a
@@ -862,6 +845,12 @@ func (s *Session) Deliver(el *stanza.Element) bool {
 // slowConsumerGrace is how long a sender waits for room in a full queue
 // before the receiving client counts as a slow consumer.
 const slowConsumerGrace = 2 * time.Second
+
+// Start implements session.Transport: write what waits in the queue.
+func (s *Session) Start() { s.out.Start() }
+
+// Close implements session.Transport.
+func (s *Session) Close(se *stanza.StreamError) { s.out.CloseWithError(se) }
 
 // DeliverWait queues el like Deliver, but when the queue is full it waits for
 // the writer to make room (until ctx ends) instead of treating the client as
