@@ -503,7 +503,7 @@ func newConfigCheckCommand() *cobra.Command {
 		Use:   "check [FILE]",
 		Short: "Validate a config file, its certificates and data folder, without starting",
 		Long: "Check loads FILE (or the file xmppd serve would use: --config, $" + configEnv + ", or\n" +
-			defaultConfigPath + " if it exists), validates every value, reads and loads the\n" +
+			systemConfigPath + " if it exists), validates every value, reads and loads the\n" +
 			"configured certificates and checks that the data folder can be written (or\n" +
 			"created). Run it as the user xmppd serve runs as. It does not generate the\n" +
 			"self-signed certificate. `xmppd config example` prints every setting.",

@@ -15,9 +15,12 @@ import (
 // built-in defaults. --config "" asks for the built-in defaults.
 const configEnv = "XMPPD_CONFIG"
 
-// defaultConfigPath is the config file used when neither --config nor
-// XMPPD_CONFIG is given and it exists. A variable for tests.
-var defaultConfigPath = "/etc/xmppd/xmppd.toml"
+// systemConfigPath is the config file used when neither --config nor
+// XMPPD_CONFIG is given and it exists.
+const systemConfigPath = "/etc/xmppd/xmppd.toml"
+
+// defaultConfigPath is systemConfigPath, a variable for tests.
+var defaultConfigPath = systemConfigPath
 
 // configSource is the config file a command uses and what named it.
 type configSource struct {

@@ -40,7 +40,7 @@ func newRootCommand() *cobra.Command {
 		Use:   "xmppd",
 		Short: "An XMPP server",
 		Long: "xmppd serves XMPP domains. Every command reads the config file given with --config,\n" +
-			"else the one $" + configEnv + " names, else " + defaultConfigPath + " if it exists;\n" +
+			"else the one $" + configEnv + " names, else " + systemConfigPath + " if it exists;\n" +
 			"without any it serves localhost with its data in ./xmppd-data.\n" +
 			"`xmppd config example` prints every setting, commented, with its default.",
 		Version:       buildVersion(),
@@ -51,7 +51,7 @@ func newRootCommand() *cobra.Command {
 			cmd.SilenceUsage = true
 		},
 	}
-	root.PersistentFlags().String("config", "", "TOML config `FILE` (default: $"+configEnv+", else "+defaultConfigPath+" if it exists, else built-in defaults)")
+	root.PersistentFlags().String("config", "", "TOML config `FILE` (default: $"+configEnv+", else "+systemConfigPath+" if it exists, else built-in defaults)")
 	root.SetVersionTemplate(versionLine("{{.Version}}"))
 	root.AddCommand(
 		newServeCommand(),

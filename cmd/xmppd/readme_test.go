@@ -4,6 +4,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/xmppd/xmppd/roster"
@@ -73,5 +74,99 @@ func TestREADMESpecs(t *testing.T) {
 	slices.Sort(listed)
 	if !slices.Equal(want, slices.Compact(listed)) {
 		t.Errorf("README lists XEPs %v, the code implements %v", listed, want)
+	}
+}
+
+// readmeSection returns the text of the README section under the heading
+// "## name" (or "### name"), up to the next heading of any level.
+func readmeSection(t *testing.T, readme, name string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^#{2,3} ` + regexp.QuoteMeta(name) + `\n`).FindStringIndex(readme)
+	if m == nil {
+		t.Fatalf("README has no section %q", name)
+	}
+	rest := readme[m[1]:]
+	if end := regexp.MustCompile(`(?m)^#{1,3} `).FindStringIndex(rest); end != nil {
+		rest = rest[:end[0]]
+	}
+	return rest
+}
+
+// fencedBlocks returns the fenced code blocks of md with the given info
+// string ("sh", "toml").
+func fencedBlocks(md, lang string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile("(?ms)^```"+lang+"\n(.*?)^```\n").FindAllStringSubmatch(md, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// TestREADMESetUp: "Set up" stays two commands, and what it says a newcomer
+// gets is what DefaultConfig gives.
+func TestREADMESetUp(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	setUp := readmeSection(t, readme, "Set up")
+	want := []string{"go run ./cmd/xmppd serve\n", "go test -race ./...\n"}
+	if got := fencedBlocks(setUp, "sh"); !slices.Equal(got, want) {
+		t.Errorf("Set up's commands are %q, want exactly %q", got, want)
+	}
+	if n := strings.Count(setUp, "```"); n != 4 {
+		t.Errorf("Set up has %d fences, want the two blocks only", n)
+	}
+	def := DefaultConfig()
+	for _, s := range []string{strings.TrimPrefix(def.DataDir, "./"), def.Domains[0], "every interface"} {
+		if !strings.Contains(setUp, s) {
+			t.Errorf("Set up does not mention %q", s)
+		}
+	}
+	for _, a := range slices.Concat(def.C2S.Listen, def.C2S.DirectTLS, def.S2S.Listen, def.S2S.DirectTLS) {
+		if !strings.HasPrefix(a, ":") {
+			t.Errorf("default listener %q is not on every interface: fix the README", a)
+		}
+		if !strings.Contains(setUp, strings.TrimPrefix(a, ":")) {
+			t.Errorf("Set up does not mention the default listener %s", a)
+		}
+	}
+}
+
+// TestREADMEConfiguration: the README points to `xmppd config example` (not
+// to a file of the source tree), names where the config is read from, and
+// its way to turn federation off works.
+func TestREADMEConfiguration(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, s := range []string{"config example", configEnv, systemConfigPath, "config check", "--version", "s2s.listen = []", "s2s.direct_tls = []"} {
+		if !strings.Contains(readme, s) {
+			t.Errorf("README does not mention %q", s)
+		}
+	}
+	if strings.Contains(readme, "xmppd.example.toml") {
+		t.Error("README points to the example file; point to `xmppd config example`")
+	}
+	fed := readmeSection(t, readme, "Federation")
+	blocks := fencedBlocks(fed, "toml")
+	if len(blocks) != 1 {
+		t.Fatalf("Federation has %d toml blocks, want 1", len(blocks))
+	}
+	cfg, err := parseConfig([]byte(blocks[0]))
+	if err != nil {
+		t.Fatalf("the README's federation-off config: %v", err)
+	}
+	if len(cfg.S2S.Listen) != 0 || len(cfg.S2S.DirectTLS) != 0 {
+		t.Errorf("the README's federation-off config leaves s2s listeners: %q %q", cfg.S2S.Listen, cfg.S2S.DirectTLS)
+	}
+	def := DefaultConfig()
+	for _, a := range slices.Concat(def.S2S.Listen, def.S2S.DirectTLS) {
+		if !strings.Contains(fed, strings.TrimPrefix(a, ":")) {
+			t.Errorf("Federation does not mention the default listener %s", a)
+		}
 	}
 }

@@ -24,7 +24,7 @@ func newUserCommand() *cobra.Command {
 		Short: "Manage accounts (add, passwd, del, list)",
 		Long: "Manage accounts. While xmppd serve runs, these commands talk to it over the admin\n" +
 			"socket in the data folder; when it is stopped they open the database directly.\n" +
-			"They use the config file xmppd serve uses (--config, $" + configEnv + " or " + defaultConfigPath + ")\n" +
+			"They use the config file xmppd serve uses (--config, $" + configEnv + " or " + systemConfigPath + ")\n" +
 			"and print on standard error which one and which data folder.",
 	}
 	cmd.AddCommand(newUserAddCommand(), newUserPasswdCommand(), newUserDelCommand(), newUserListCommand())
