@@ -13,6 +13,7 @@ package presence
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/xmppd/xmppd/roster"
 	"github.com/xmppd/xmppd/session"
@@ -24,7 +25,13 @@ import (
 // resource (its last broadcast presence, where it sent directed presence)
 // lives on the resource's session, in the one registry (xeps.Host.Sessions).
 type Module struct {
-	h      *xeps.Host
+	h interface {
+		xeps.Sender
+		xeps.Directory
+		xeps.StageRunner
+		xeps.PresenceEvents
+	}
+	log    *slog.Logger
 	roster *roster.Module
 }
 
@@ -41,7 +48,7 @@ func (*Module) Name() string { return "presence" }
 // Register implements xeps.Module.
 func (m *Module) Register(h *xeps.Host) error {
 	h.ProvidePresence(m)
-	m.h = h
+	m.h, m.log = h, h.Logger()
 	m.roster.SetPresence(m)
 	h.HandleOutboundPresence(m.outbound)
 	h.HandleInboundPresence(m.inbound)
@@ -153,7 +160,7 @@ func (m *Module) outbound(ctx context.Context, el *stanza.Element, from, to stan
 			return
 		}
 		if err := m.roster.ApplyOutbound(ctx, el, from.Bare(), to.Bare()); err != nil {
-			m.h.Logger().Error("outbound subscription", "err", err)
+			m.log.Error("outbound subscription", "err", err)
 		}
 	case typ == "probe":
 		// Clients should not probe (§4.3); when they do, the server probes for them.
@@ -194,7 +201,7 @@ func (m *Module) available(ctx context.Context, el *stanza.Element, full stanza.
 	initial, reachable := s.SetBroadcast(el)
 	items, err := m.roster.Items(ctx, bare)
 	if err != nil {
-		m.h.Logger().Error("presence broadcast: roster", "err", err)
+		m.log.Error("presence broadcast: roster", "err", err)
 	}
 	for _, it := range items {
 		if it.Sub&roster.From != 0 {
@@ -228,7 +235,7 @@ func (m *Module) available(ctx context.Context, el *stanza.Element, full stanza.
 	// §3.1.3: requests the user has not answered are delivered again.
 	pending, err := m.roster.PendingIn(ctx, bare)
 	if err != nil {
-		m.h.Logger().Error("pending subscription requests", "err", err)
+		m.log.Error("pending subscription requests", "err", err)
 	}
 	for _, req := range pending {
 		m.h.Deliver(ctx, req.Set("to", full.String()))
@@ -253,7 +260,7 @@ func (m *Module) unavailable(ctx context.Context, el *stanza.Element, full stanz
 	if was {
 		items, err := m.roster.Items(ctx, bare)
 		if err != nil {
-			m.h.Logger().Error("presence broadcast: roster", "err", err)
+			m.log.Error("presence broadcast: roster", "err", err)
 		}
 		for _, it := range items {
 			if it.Sub&roster.From != 0 {
@@ -298,7 +305,7 @@ func (m *Module) inbound(ctx context.Context, el *stanza.Element, from, to stanz
 		return
 	}
 	if err := m.roster.ApplyInbound(ctx, el, from.Bare(), to.Bare()); err != nil {
-		m.h.Logger().Error("inbound subscription", "err", err)
+		m.log.Error("inbound subscription", "err", err)
 	}
 }
 
@@ -310,7 +317,7 @@ func (m *Module) probe(ctx context.Context, el *stanza.Element, from, to stanza.
 	}
 	sub, err := m.roster.Subscription(ctx, user, from.Bare())
 	if err != nil {
-		m.h.Logger().Error("probe: roster", "err", err)
+		m.log.Error("probe: roster", "err", err)
 		return
 	}
 	if sub != "from" && sub != "both" {

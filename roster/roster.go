@@ -92,7 +92,10 @@ type PresenceSource interface {
 
 // Module is the roster module. Make it with New.
 type Module struct {
-	h        *xeps.Host
+	h interface {
+		xeps.Sender
+		xeps.Directory
+	}
 	kv       xeps.KeyValue
 	presence PresenceSource
 

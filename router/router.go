@@ -25,6 +25,23 @@ type LocalSessions interface {
 	Session(full string) *session.Session
 }
 
+// Modules is what the router needs of the modules: the handlers and hooks
+// they registered, and which domains are served here. *xeps.Host implements it.
+type Modules interface {
+	IsLocal(domain string) bool
+	ServiceDomain(domain string) xeps.DomainHandler
+	IQHandler(typ, space, local string, target xeps.Target) xeps.IQHandlerFunc
+	IQResponse(el *stanza.Element) bool
+	OutboundPresence() xeps.PresenceFunc
+	InboundPresence() xeps.PresenceFunc
+	HasHooks(stage xeps.Stage) bool
+	Run(ctx context.Context, stage xeps.Stage, el *stanza.Element, from, to stanza.JID) (xeps.Verdict, *stanza.Error)
+	HasSessionHooks() bool
+	RunSession(ctx context.Context, s *session.Session, el *stanza.Element) xeps.Verdict
+}
+
+var _ Modules = (*xeps.Host)(nil)
+
 // Remote delivers stanzas to other domains (the s2s layer). It reports false
 // when it cannot; the router then bounces the stanza.
 type Remote interface {
@@ -34,7 +51,7 @@ type Remote interface {
 // Router routes stanzas. It holds no lock of its own: the session registry is
 // sharded and the Host is read-only after startup.
 type Router struct {
-	host     *xeps.Host
+	host     Modules
 	sessions LocalSessions
 	remote   Remote
 	log      *slog.Logger
@@ -43,7 +60,7 @@ type Router struct {
 
 // New returns a router. remote may be nil (no federation): stanzas for other
 // domains then bounce with remote-server-not-found.
-func New(host *xeps.Host, sessions LocalSessions, remote Remote, log *slog.Logger) *Router {
+func New(host Modules, sessions LocalSessions, remote Remote, log *slog.Logger) *Router {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -179,7 +179,8 @@ func (h *Host) OnSessionClosed(fn func(context.Context, Session)) {
 	h.onClosed = append(h.onClosed, fn)
 }
 
-// Logger returns the logger scoped to the registering module.
+// Logger returns the logger scoped to the registering module. Call it in
+// Register and keep it: afterwards no module is registering.
 func (h *Host) Logger() *slog.Logger { return h.cfg.Logger.With("module", h.module) }
 
 // Domains lists the domains this server serves.

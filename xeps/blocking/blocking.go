@@ -51,6 +51,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
@@ -89,7 +90,12 @@ var _ xeps.Module = Module{}
 func (Module) Name() string { return "blocking" }
 
 type service struct {
-	h        *xeps.Host
+	h interface {
+		xeps.Sender
+		xeps.Directory
+		xeps.Providers
+	}
+	log      *slog.Logger
 	kv       xeps.KeyValue
 	cache    *lru
 	maxItems int
@@ -112,6 +118,7 @@ func (m Module) Register(h *xeps.Host) error {
 	}
 	s := &service{
 		h:        h,
+		log:      h.Logger(),
 		kv:       h.KeyValue("blocklist"),
 		cache:    newLRU(size),
 		maxItems: maxItems,
@@ -307,7 +314,7 @@ func (s *service) sendUnavailable(ctx context.Context, user stanza.JID, added []
 		}
 		sub, err := s.h.Roster().Subscription(ctx, user, contact.Bare())
 		if err != nil {
-			s.h.Logger().Warn("roster lookup failed", "err", err)
+			s.log.Warn("roster lookup failed", "err", err)
 			continue
 		}
 		if sub != "from" && sub != "both" {
@@ -406,7 +413,7 @@ func (s *service) filter(ctx context.Context, el *stanza.Element, from, to stanz
 	bl, err := s.list(ctx, user.Bare().String())
 	if err != nil {
 		// Storage failed: deliver rather than lose the stanza; say so.
-		s.h.Logger().Error("blocklist unavailable, not filtering", "user", user.Bare().String(), "err", err)
+		s.log.Error("blocklist unavailable, not filtering", "user", user.Bare().String(), "err", err)
 		return false, nil
 	}
 	if !bl.matches(other) {

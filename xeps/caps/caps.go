@@ -52,7 +52,7 @@ type Module struct {
 	// Timeout is how long one query waits for its answer.
 	Timeout time.Duration
 
-	h   *xeps.Host
+	h   xeps.Sender
 	kv  xeps.KeyValue
 	log *slog.Logger
 

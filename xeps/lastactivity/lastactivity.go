@@ -32,6 +32,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -62,7 +63,11 @@ type record struct {
 }
 
 type service struct {
-	h     *xeps.Host
+	h interface {
+		xeps.Directory
+		xeps.Providers
+	}
+	log   *slog.Logger
 	kv    xeps.KeyValue // PutBatched: concurrent logouts share one commit
 	now   func() time.Time
 	start time.Time
@@ -74,7 +79,7 @@ func (m Module) Register(h *xeps.Host) error {
 	if now == nil {
 		now = time.Now
 	}
-	s := &service{h: h, kv: h.KeyValue("lastactivity"), now: now, start: now()}
+	s := &service{h: h, log: h.Logger(), kv: h.KeyValue("lastactivity"), now: now, start: now()}
 	h.AdvertiseFeature(NS)
 	h.AdvertiseAccountFeature(NS)
 	h.HandleIQ("get", NS, "query", xeps.ToServer, s.uptime)
@@ -138,6 +143,6 @@ func (s *service) wentUnavailable(ctx context.Context, full stanza.JID, last boo
 	bare := full.Bare().String()
 	b, _ := json.Marshal(record{T: s.now().Unix(), Status: status})
 	if err := s.kv.PutBatched(ctx, []byte(bare), b); err != nil {
-		s.h.Logger().Error("cannot store last activity", "user", bare, "err", err)
+		s.log.Error("cannot store last activity", "user", bare, "err", err)
 	}
 }

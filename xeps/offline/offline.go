@@ -115,7 +115,10 @@ func (m Module) Register(h *xeps.Host) error {
 
 // offline is the module's state once registered.
 type offline struct {
-	host    *xeps.Host
+	host interface {
+		xeps.Sender
+		xeps.Directory
+	}
 	archive xeps.Queue
 	max     int
 	now     func() time.Time
