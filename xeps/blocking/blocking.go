@@ -446,7 +446,7 @@ func (s *service) filter(ctx context.Context, el *stanza.Element, from, to stanz
 // blockedError is the answer to a stanza the user sends to a JID they
 // blocked (§3.3, with the XEP's example's error type).
 func blockedError() *stanza.Error {
-	return &stanza.Error{Type: stanza.Cancel, Condition: "not-acceptable", App: stanza.New(NSErrors, "blocked")}
+	return &stanza.Error{Type: stanza.Cancel, Condition: "not-acceptable", Text: "you have blocked this contact; unblock them to send to them", App: stanza.New(NSErrors, "blocked")}
 }
 
 // blocklist is one user's list; it is never changed once built.

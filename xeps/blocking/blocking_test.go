@@ -328,7 +328,9 @@ func TestFilter(t *testing.T) {
 				got = stanza.ParseError(d[0]).Condition
 				wantReply := stanza.New(stanza.NSClient, tc.stanza.Local).Set("id", "s1").Set("from", tc.to).Set("to", tc.from).Set("type", "error").
 					Append(stanza.New(stanza.NSClient, "error").Set("type", "cancel").Append(
-						stanza.New(stanza.NSStanzas, "not-acceptable"), stanza.New(blocking.NSErrors, "blocked")))
+						stanza.New(stanza.NSStanzas, "not-acceptable"),
+						blockedText(),
+						stanza.New(blocking.NSErrors, "blocked")))
 				if d[0].String() != wantReply.String() {
 					t.Errorf("outbound bounce\n got %s\nwant %s", d[0], wantReply)
 				}
@@ -512,4 +514,12 @@ func bound(h *xeps.Host, fulls ...stanza.JID) {
 			h.Sessions().Bind(s)
 		}
 	}
+}
+
+// blockedText is the <text/> of the error a user gets for writing to a JID
+// they blocked.
+func blockedText() *stanza.Element {
+	text := stanza.New(stanza.NSStanzas, "text").AppendText("you have blocked this contact; unblock them to send to them")
+	text.Attr = append(text.Attr, stanza.Attr{Space: stanza.NSXML, Local: "lang", Value: "en"})
+	return text
 }
