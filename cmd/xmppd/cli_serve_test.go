@@ -12,19 +12,19 @@ import (
 	"time"
 )
 
-// syncBuffer is a bytes.Buffer the server's goroutines may log to.
-type syncBuffer struct {
+// serveLogBuffer is a bytes.Buffer the server's goroutines may log to.
+type serveLogBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *serveLogBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *serveLogBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -40,7 +40,7 @@ func TestServeLogsListeners(t *testing.T) {
 	cfg.S2S.Listen = []string{"127.0.0.1:0"}
 	cfg.S2S.DirectTLS = []string{"127.0.0.1:0"}
 	cfg.S2S.DNSServer = "127.0.0.1:9" // nothing is looked up; never the machine's resolver
-	var buf syncBuffer
+	var buf serveLogBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
 	srv, err := startServer(context.Background(), cfg, log)
 	if err != nil {
