@@ -707,3 +707,76 @@ func TestRouteConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnAddress: a stanza to one of this machine's IP addresses (Gajim
+// sends server queries to the custom host it connected to) is answered by
+// the server itself; nothing goes to federation, and an account "at" the
+// address does not exist.
+func TestOwnAddress(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1", "[::1]"} {
+		t.Run(addr, func(t *testing.T) {
+			w := &world{}
+			w.add(t, alice+" 0")
+			r := router.New(testHost(t), w, &fakeRemote{w: w, accept: true}, nil)
+			r.Route(context.Background(), parse(t, `<iq from='alice@localhost/a' to='`+addr+`' type='get' id='i1'><echo xmlns='urn:xmppd:test'/></iq>`))
+			r.Route(context.Background(), parse(t, `<message from='alice@localhost/a' to='bob@`+addr+`' type='chat' id='m1'><body>x</body></message>`))
+			if len(w.log) != 2 || w.log[0].at != alice || w.log[0].el.Get("type") != "result" || w.log[0].el.Get("from") != addr {
+				t.Fatalf("the server query was not answered locally:\n%s", dump(w.log))
+			}
+			if e := stanza.ParseError(w.log[1].el); w.log[1].at != alice || e == nil || e.Condition != "item-not-found" || e.Text == "" {
+				t.Fatalf("the message to an account at the address:\n%s", dump(w.log))
+			}
+		})
+	}
+}
+
+// TestFailedDeliveryNotLost: a session that does not take a stanza (it was
+// dropped as a slow consumer, or is closing) is like one that is gone: a
+// message to its full JID goes to the user's other resources, or to the
+// Undeliverable stage, or bounces; never nowhere.
+func TestFailedDeliveryNotLost(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		sessions []string
+		refuse   string
+		in       string
+		want     []string // "at kind/type"
+		stored   int
+	}{
+		{"to the full JID, another resource", []string{alice + " 0", "bob@localhost/a 1", "bob@localhost/b 0"}, "bob@localhost/a",
+			`<message from='alice@localhost/a' to='bob@localhost/a' type='chat' id='m'><body>x</body></message>`, []string{"bob@localhost/b message/chat"}, 0},
+		{"to the full JID, no other resource: stored", []string{alice + " 0", "bob@localhost/a 1"}, "bob@localhost/a",
+			`<message from='alice@localhost/a' to='bob@localhost/a' type='chat' id='m'><body>x</body></message>`, nil, 1},
+		{"to the bare JID, its only resource: stored", []string{alice + " 0", "bob@localhost/a 1"}, "bob@localhost/a",
+			`<message from='alice@localhost/a' to='bob@localhost' type='chat' id='m'><body>x</body></message>`, nil, 1},
+		{"an iq request bounces", []string{alice + " 0", "bob@localhost/a 1"}, "bob@localhost/a",
+			`<iq from='alice@localhost/a' to='bob@localhost/a' type='get' id='q'><echo xmlns='urn:xmppd:test'/></iq>`, []string{alice + " iq/error"}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &world{refuse: map[string]bool{tt.refuse: true}}
+			for _, s := range tt.sessions {
+				w.add(t, s)
+			}
+			stored := 0
+			h := xeps.NewHost(xeps.Config{Domains: []string{"localhost"}})
+			if err := h.Register(moduleFunc{"store", func(h *xeps.Host) error {
+				h.Hook(xeps.Undeliverable, func(context.Context, *stanza.Element, stanza.JID, stanza.JID) (xeps.Verdict, *stanza.Error) {
+					stored++
+					return xeps.Consume, nil
+				})
+				return nil
+			}}); err != nil {
+				t.Fatal(err)
+			}
+			r := router.New(h, w, nil, nil)
+			r.Route(context.Background(), parse(t, tt.in))
+			var got []string
+			for _, d := range w.log {
+				got = append(got, d.at+" "+d.el.Local+"/"+d.el.Get("type"))
+			}
+			if !slices.Equal(got, tt.want) || stored != tt.stored {
+				t.Errorf("deliveries %q, stored %d; want %q, %d", got, stored, tt.want, tt.stored)
+			}
+		})
+	}
+}
