@@ -77,7 +77,7 @@ type Config struct {
 	AuthTimeout    time.Duration // connect to authenticated, either direction (default 30 s)
 	IdleTimeout    time.Duration // a stream with no traffic this long is closed (default 10 min)
 	WriteTimeout   time.Duration // one write (default 30 s)
-	QueueSize      int           // stanzas queued per remote domain while connecting, and per stream (default 256)
+	QueueSize      int           // stanzas queued per remote domain while connecting, and per stream (default DefaultQueueSize)
 	Logger         *slog.Logger
 }
 

@@ -110,9 +110,9 @@ func TestHandleIQDistinctKeys(t *testing.T) {
 func TestHandlerPanicIsInternalServerError(t *testing.T) {
 	h := newHost()
 	err := h.Register(moduleFunc{"buggy", func(h *xeps.Host) error {
-		h.HandleIQ("get", "urn:t", "boom", xeps.ToServer, func(context.Context, *stanza.IQ) (*stanza.Element, error) {
-			var m map[string]int
-			m["x"] = 1 // a runtime panic, not a string
+		h.HandleIQ("get", "urn:t", "boom", xeps.ToServer, func(_ context.Context, iq *stanza.IQ) (*stanza.Element, error) {
+			var ids []string
+			_ = ids[len(iq.ID)] // a runtime panic (index out of range), not a string
 			return stanza.New("urn:t", "never"), nil
 		})
 		return nil

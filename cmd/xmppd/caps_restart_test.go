@@ -19,6 +19,9 @@ func TestCapsSurviveRestart(t *testing.T) {
 	alice := dialWire(t, srv.c2sAddrs[0], false)
 	alice.login("localhost", "alice", "a", false)
 	alice.send("<presence>" + exodus + "</presence>")
+	if echo := alice.next(); echo.Local != "presence" || echo.Get("from") != "alice@localhost/a" {
+		t.Fatalf("the echo of alice's presence: got %s", echo)
+	}
 	q := alice.next()
 	if q.Local != "iq" || q.Get("type") != "get" || q.Get("from") != "localhost" {
 		t.Fatalf("caps query: got %s", q)
@@ -31,12 +34,18 @@ func TestCapsSurviveRestart(t *testing.T) {
 	alice = dialWire(t, srv2.c2sAddrs[0], false)
 	alice.login("localhost", "alice", "a", false)
 	alice.send("<presence>" + exodus + "</presence>")
+	if echo := alice.next(); echo.Local != "presence" {
+		t.Fatalf("the echo of alice's presence: got %s", echo)
+	}
 	alice.sync() // a query would come before the answer to the ping
 
 	// The control: an unknown ver is still asked for after the restart.
 	bob := dialWire(t, srv2.c2sAddrs[0], false)
 	bob.login("localhost", "bob", "b", false)
 	bob.send("<presence>" + psi + "</presence>")
+	if echo := bob.next(); echo.Local != "presence" {
+		t.Fatalf("the echo of bob's presence: got %s", echo)
+	}
 	if q := bob.next(); q.Local != "iq" || q.Child("http://jabber.org/protocol/disco#info", "query").Get("node") != "http://psi-im.org#q07IKJEyjvHSyhy//CH0CxmKi8w=" {
 		t.Fatalf("caps query for an unknown ver after restart: got %s", q)
 	}

@@ -45,7 +45,11 @@ func TestRosterSurvivesRestart(t *testing.T) {
 	if !strings.Contains(got, "subscription='from'") || strings.Contains(got, "carol") {
 		t.Errorf("bob's roster after restart: %s", got)
 	}
-	// carol's request is still pending: it comes at bob's initial presence.
+	// carol's request is still pending: it comes at bob's initial presence,
+	// after the echo of that presence.
+	if echo := bob.next(); echo.Local != "presence" || echo.Get("from") != "bob@localhost/b" {
+		t.Errorf("the echo of bob's presence: got %s", echo)
+	}
 	if r := bob.next(); r.Get("type") != "subscribe" || r.Get("from") != "carol@localhost" || r.Get("id") != "c1" {
 		t.Errorf("pending request after restart: got %s", r)
 	}

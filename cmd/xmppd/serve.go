@@ -46,16 +46,20 @@ func newServeCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
 		Short: "Run the XMPP server",
-		Long: "Serve runs the server until SIGINT or SIGTERM. Without --config it serves localhost,\n" +
-			"keeps its data in ./xmppd-data and generates a self-signed certificate there.",
+		Long: "Serve runs the server until SIGINT or SIGTERM. Its config comes from --config, else\n" +
+			"$" + configEnv + ", else " + systemConfigPath + " if it exists; with none it serves localhost,\n" +
+			"keeps its data in ./xmppd-data and generates a self-signed certificate there.\n" +
+			"`xmppd config example` prints every setting with its default.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfigFlag(cmd)
+			cfg, src, err := loadConfigSource(cmd)
 			if err != nil {
 				return err
 			}
 			log := cfg.Logger(os.Stderr)
+			log.Info("config", "file", src.String(), "data", absPath(cfg.DataDir))
 			setGCPercent(os.Getenv)
+			defer startProfile()()
 			srv, err := startServer(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
