@@ -59,7 +59,11 @@ func newServeCommand() *cobra.Command {
 			log := cfg.Logger(os.Stderr)
 			log.Info("config", "file", src.String(), "data", absPath(cfg.DataDir))
 			setGCPercent(os.Getenv)
-			defer startProfile()()
+			stopProfile, err := startProfile(os.Getenv)
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			srv, err := startServer(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
