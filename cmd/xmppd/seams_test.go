@@ -96,6 +96,7 @@ func TestPipeTransport(t *testing.T) {
 // records what reaches it.
 type echoService struct {
 	domain string
+	parent string // "" is localhost
 	mu     sync.Mutex
 	got    []*stanza.Element
 	arrive chan struct{}
@@ -110,15 +111,20 @@ func (e *echoService) Name() string { return "echo-" + e.domain }
 
 func (e *echoService) Register(h *xeps.Host) error {
 	e.h = h
-	return h.ServeDomain(e.domain, "localhost", func(ctx context.Context, el *stanza.Element, to stanza.JID) {
+	parent := e.parent
+	if parent == "" {
+		parent = "localhost"
+	}
+	return h.ServeDomain(e.domain, parent, func(ctx context.Context, el *stanza.Element, to stanza.JID) {
 		e.mu.Lock()
 		e.got = append(e.got, el)
 		e.mu.Unlock()
 		e.arrive <- struct{}{}
 		if el.Local == "message" && el.Get("type") != "error" {
 			// Answer from the service's domain, routed like any stanza.
+			body := stanza.New(stanza.NSClient, "body").AppendText("echo: " + el.Child(el.Space, "body").Text())
 			h.Send(ctx, stanza.New(stanza.NSClient, "message").Set("type", "chat").
-				Set("from", to.String()).Set("to", el.Get("from")).Set("id", "echo-"+el.Get("id")))
+				Set("from", to.String()).Set("to", el.Get("from")).Set("id", "echo-"+el.Get("id")).Append(body))
 		}
 	})
 }
