@@ -98,6 +98,11 @@ type C2SConfig struct {
 	MaxAuthFailures   int      `toml:"max_auth_failures"`   // failed SASL attempts before the stream is closed
 	QueueSize         int      `toml:"queue_size"`          // per-session outbound queue, in stanzas
 	FastTokenLifetime Duration `toml:"fast_token_lifetime"` // FAST tokens (XEP-0484) work this long; 0 disables FAST
+	// Password guessing and connection floods, counted per client address
+	// (an IPv4 address, an IPv6 /64) across all its connections.
+	MaxPreAuthConns  int `toml:"max_preauth_conns"`   // connections not yet authenticated
+	AuthChecksBurst  int `toml:"auth_checks_burst"`   // password checks in a row, before the rate applies
+	AuthChecksPerMin int `toml:"auth_checks_per_min"` // password checks a minute after the burst
 }
 
 // Duration is a time.Duration written in the config as a string ("30s").
@@ -156,6 +161,9 @@ func DefaultConfig() Config {
 			MaxAuthFailures:   c2s.DefaultMaxAuthFailures,
 			QueueSize:         c2s.DefaultQueueSize,
 			FastTokenLifetime: Duration(auth.DefaultFastTTL),
+			MaxPreAuthConns:   auth.DefaultMaxPreAuthConns,
+			AuthChecksBurst:   auth.DefaultAddrBurst,
+			AuthChecksPerMin:  int(auth.DefaultAddrRate * 60),
 		},
 		S2S: S2SConfig{
 			Listen:        []string{":5269"},
@@ -390,6 +398,9 @@ func (c Config) Validate() error {
 	checkRange("c2s.preauth_stanza_size", c.C2S.PreAuthStanzaSize, minPreAuthSize, preAuthMax)
 	checkRange("c2s.max_auth_failures", c.C2S.MaxAuthFailures, minAuthFailures, maxAuthFailures)
 	checkRange("c2s.queue_size", c.C2S.QueueSize, minQueueSize, maxQueueSize)
+	checkRange("c2s.max_preauth_conns", c.C2S.MaxPreAuthConns, 1, 100000)
+	checkRange("c2s.auth_checks_burst", c.C2S.AuthChecksBurst, 1, 100000)
+	checkRange("c2s.auth_checks_per_min", c.C2S.AuthChecksPerMin, 1, 600000)
 
 	checkAddrs("s2s.listen", c.S2S.Listen)
 	checkAddrs("s2s.direct_tls", c.S2S.DirectTLS)

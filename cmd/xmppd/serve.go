@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/time/rate"
 
 	"github.com/xmppd/xmppd/c2s"
 	"github.com/xmppd/xmppd/c2s/auth"
@@ -151,7 +152,11 @@ func startServerWith(parent context.Context, cfg Config, log *slog.Logger, mods 
 		MaxAuthFailures: cfg.C2S.MaxAuthFailures,
 		QueueSize:       cfg.C2S.QueueSize,
 		Credentials:     db,
-		Throttle:        auth.NewThrottle(auth.ThrottleConfig{}), // default budgets: see auth.Throttle
+		Throttle: auth.NewThrottle(auth.ThrottleConfig{
+			AddrBurst: cfg.C2S.AuthChecksBurst,
+			AddrRate:  rate.Limit(float64(cfg.C2S.AuthChecksPerMin) / 60),
+		}),
+		MaxPreAuthConns: cfg.C2S.MaxPreAuthConns,
 		Features:        host.StreamFeatures,
 		Sessions:        sessions,
 		OnBound:         host.SessionBound,

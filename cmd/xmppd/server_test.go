@@ -214,3 +214,20 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met in 2s")
 }
+
+// TestPreAuthConnsFromConfig: c2s.max_preauth_conns reaches the listener:
+// with 1, a second connection from the same address that has not
+// authenticated is refused with policy-violation.
+func TestPreAuthConnsFromConfig(t *testing.T) {
+	srv := startTestServer(t, func(c *Config) { c.C2S.MaxPreAuthConns = 1 })
+	first := dialWire(t, srv.c2sAddrs[0], false)
+	first.send(fmt.Sprintf(clientHeader, "localhost"))
+	first.readHeader()
+	first.next() // features: the first connection is served
+	second := dialWire(t, srv.c2sAddrs[0], false)
+	second.send(fmt.Sprintf(clientHeader, "localhost"))
+	second.readHeader()
+	if el := second.next(); el.Child(stanza.NSStreams, "policy-violation") == nil {
+		t.Fatalf("second unauthenticated connection: got %s, want policy-violation", el)
+	}
+}
