@@ -79,11 +79,6 @@ func loadConfigSource(cmd *cobra.Command) (Config, configSource, error) {
 	return cfg, src, nil
 }
 
-// loadConfigFlag loads the config of cmd (see resolveConfigSource).
-func loadConfigFlag(cmd *cobra.Command) (Config, error) {
-	cfg, _, err := loadConfigSource(cmd)
-	return cfg, err
-}
 
 // absPath is p made absolute for messages (p itself if that fails).
 func absPath(p string) string {

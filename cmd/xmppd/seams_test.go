@@ -326,10 +326,16 @@ func TestDroppedSessionLosesNothing(t *testing.T) {
 	body := strings.Repeat("x", 60000)
 	sent := 0
 	send := func() {
-		alice.send(fmt.Sprintf("<message to='bob@localhost' id='m%d' type='chat'><body>%s</body></message>", sent, body))
+		// Not alice.send: while the server waits for room in bob's queue it
+		// reads alice no faster, and under the race detector on a loaded
+		// machine that can hold a write for longer than its 5 s deadline.
+		alice.conn.SetWriteDeadline(time.Now().Add(2 * time.Minute))
+		if _, err := fmt.Fprintf(alice.conn, "<message to='bob@localhost' id='m%d' type='chat'><body>%s</body></message>", sent, body); err != nil {
+			t.Fatalf("send m%d: %v", sent, err)
+		}
 		sent++
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for srv.c2s.Sessions().Session(bobJID) != nil {
 		if time.Now().After(deadline) {
 			t.Fatalf("bob's session still open after %d messages", sent)
