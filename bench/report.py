@@ -311,6 +311,8 @@ def table(res, markdown):
           f"({meta.get('concurrency')} in flight), {meta.get('pairs')} chat pairs for {meta.get('chat_duration')}, "
           f"presence {meta.get('presence_users')} users × {meta.get('presence_contacts')} contacts; "
           f"domain {meta.get('domain')}, {meta.get('cert')} certificate, STARTTLS")
+    print("tuning: Prosody with Lua's generational GC (gc = { mode = \"generational\" }), as its operators "
+          "run it; ejabberd as shipped; xmppd on its defaults")
 
 
 def brief(path, name, rc, secs):
