@@ -34,6 +34,20 @@ def fig(r, key, scale=1.0):
     return f["value"] * scale
 
 
+def distinct_presence_rate(r):
+    total, rate, distinct = fig(r, "presence_deliveries"), fig(r, "presence_per_s"), fig(r, "presence_distinct")
+    if not total or not rate or distinct is None:
+        return None
+    return distinct / (total / rate)  # the same span as presence_per_s
+
+
+def duplicates_per_presence(r):
+    total, distinct = fig(r, "presence_deliveries"), fig(r, "presence_distinct")
+    if not total or not distinct:
+        return None
+    return (total - distinct) / distinct
+
+
 def server_cores(r):
     if r is None or not r.get("server_process"):
         return None
@@ -174,6 +188,11 @@ def rows(meta):
         (f"Presence storm ({meta.get('presence_users')} users × {meta.get('presence_contacts')} contacts log in at once)",
          None, None, None, None),
         ("presence deliveries/s", "presence", lambda r: fig(r, "presence_per_s"), +1, None),
+        # The row above counts every presence a client got, duplicates included (ejabberd sends a
+        # contact's presence twice at a storm: the broadcast and the probe's answer); this one
+        # counts each contact's presence once per user, over the same span.
+        ("  distinct contact presences/s (duplicates not counted)", "presence", distinct_presence_rate, +1, None),
+        ("  duplicate presences per distinct one", "presence", duplicates_per_presence, -1, None),
         ("time until a user has all contacts' presence, p99, ms", "presence",
          lambda r: fig(r, "full_presence_p99_ms"), -1, None),
         ("storm logins/s", "presence", lambda r: fig(r, "logins_per_s"), +1, None),

@@ -383,15 +383,18 @@ func TestAbort(t *testing.T) {
 // CloseStuck fails a Write the peer does not read, instead of waiting for WriteTimeout.
 func TestCloseStuck(t *testing.T) {
 	fc := &fakeConn{gate: make(chan struct{})} // never opens
-	c := newTestConn(fc, 8)
+	c := New(fc, Config[*stanza.Element]{
+		QueueSize: 8,
+		// Far longer than any machine takes to run this test: a writer that
+		// ends before it was failed by CloseStuck, not by the timeout.
+		WriteTimeout: time.Hour,
+		Append:       func(b []byte, el *stanza.Element) []byte { return el.AppendXML(b, stanza.NSClient) },
+		Header:       func() stanza.StreamHeader { return testHeader },
+	})
 	c.Enqueue(msg("stuck"), true)
 	time.Sleep(10 * time.Millisecond)
-	start := time.Now()
 	c.CloseStuck(&stanza.StreamError{Condition: "policy-violation"})
 	waitDone(t, c)
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("the stuck writer ended after %v", d)
-	}
 	if !c.Closing() {
 		t.Fatal("not closing")
 	}
@@ -409,5 +412,32 @@ func TestBatch(t *testing.T) {
 	waitIdle(t, c)
 	if fc.count() != 1 || strings.Count(fc.String(), "<message") != 3 {
 		t.Fatalf("%d writes for %q, want one with three messages", fc.count(), fc.String())
+	}
+}
+
+// TestRequeueFailed: with KeepUnwritten and RequeueFailed, a batch whose
+// write failed goes back to the front of the queue, ahead of what came
+// after it, for the owner to deliver elsewhere; the queue is the one the
+// owner handed in (a session's, which outlives the connection).
+func TestRequeueFailed(t *testing.T) {
+	fc := &fakeConn{gate: make(chan struct{})} // never opens: the write fails at the deadline
+	q := NewQueue[*stanza.Element](8)
+	c := New(fc, Config[*stanza.Element]{
+		Queue: q, KeepUnwritten: true, RequeueFailed: true,
+		WriteTimeout: time.Hour,
+		Append:       func(b []byte, el *stanza.Element) []byte { return el.AppendXML(b, stanza.NSClient) },
+		Header:       func() stanza.StreamHeader { return testHeader },
+	})
+	c.Enqueue(msg("1"), true)
+	c.Enqueue(msg("2"), true)
+	time.Sleep(10 * time.Millisecond)
+	c.CloseStuck(&stanza.StreamError{Condition: "policy-violation"})
+	waitDone(t, c)
+	var ids []string
+	for _, el := range q.TakeAll() {
+		ids = append(ids, el.Get("id"))
+	}
+	if len(ids) != 2 || ids[0] != "1" || ids[1] != "2" {
+		t.Fatalf("left in the queue: %v, want [1 2]", ids)
 	}
 }

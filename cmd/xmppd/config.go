@@ -21,7 +21,10 @@ import (
 	"github.com/xmppd/xmppd/c2s"
 	"github.com/xmppd/xmppd/c2s/auth"
 	"github.com/xmppd/xmppd/s2s"
+	"github.com/xmppd/xmppd/xeps/blocking"
 	"github.com/xmppd/xmppd/xeps/offline"
+	"github.com/xmppd/xmppd/xeps/private"
+	"github.com/xmppd/xmppd/xeps/vcard"
 )
 
 // Config is the whole server configuration, decoded from one TOML file.
@@ -38,7 +41,10 @@ type Config struct {
 	S2S     S2SConfig `toml:"s2s"`
 
 	// The modules' sections, one per module that has settings.
-	Offline offline.Config `toml:"offline"`
+	Offline  offline.Config  `toml:"offline"`
+	Blocking blocking.Config `toml:"blocking"`
+	VCard    vcard.Config    `toml:"vcard"`
+	Private  private.Config  `toml:"private"`
 }
 
 // moduleSection is a module's config section as Validate sees it.
@@ -51,6 +57,9 @@ type moduleSection struct {
 func (c Config) moduleSections() []moduleSection {
 	return []moduleSection{
 		{"offline", c.Offline},
+		{"blocking", c.Blocking},
+		{"vcard", c.VCard},
+		{"private", c.Private},
 	}
 }
 
@@ -176,7 +185,10 @@ func DefaultConfig() Config {
 			ConnectTimeout: Duration(s2s.DefaultAuthTimeout),
 			QueueSize:      s2s.DefaultQueueSize,
 		},
-		Offline: offline.DefaultConfig(),
+		Offline:  offline.DefaultConfig(),
+		Blocking: blocking.DefaultConfig(),
+		VCard:    vcard.DefaultConfig(),
+		Private:  private.DefaultConfig(),
 	}
 }
 

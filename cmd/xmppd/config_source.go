@@ -79,7 +79,6 @@ func loadConfigSource(cmd *cobra.Command) (Config, configSource, error) {
 	return cfg, src, nil
 }
 
-
 // absPath is p made absolute for messages (p itself if that fails).
 func absPath(p string) string {
 	if a, err := filepath.Abs(p); err == nil {

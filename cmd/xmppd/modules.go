@@ -23,15 +23,15 @@ import (
 func modules(cfg Config) []xeps.Module {
 	rosterMod := roster.New()
 	return []xeps.Module{
-		rosterMod,                // RFC 6121 §2-3 rosters and subscriptions, XEP-0237 roster versioning
-		presence.New(rosterMod),  // RFC 6121 §4 presence (subscriptions are the roster's)
-		caps.New(),               // XEP-0115: clients' entity capabilities, verified and cached (the server's own are disco's)
-		offline.New(cfg.Offline), // XEP-0160: offline messages (with XEP-0203 delay, XEP-0334 hints)
-		blocking.Module{},        // XEP-0191: Blocking Command
-		vcard.Module{},           // XEP-0054: vcard-temp
-		private.Module{},         // XEP-0049: Private XML Storage
-		lastactivity.Module{},    // XEP-0012: Last Activity
-		ping.Module{},            // XEP-0199: XMPP Ping
+		rosterMod,                  // RFC 6121 §2-3 rosters and subscriptions, XEP-0237 roster versioning
+		presence.New(rosterMod),    // RFC 6121 §4 presence (subscriptions are the roster's)
+		caps.New(),                 // XEP-0115: clients' entity capabilities, verified and cached (the server's own are disco's)
+		offline.New(cfg.Offline),   // XEP-0160: offline messages (with XEP-0203 delay, XEP-0334 hints)
+		blocking.New(cfg.Blocking), // XEP-0191: Blocking Command
+		vcard.New(cfg.VCard),       // XEP-0054: vcard-temp
+		private.New(cfg.Private),   // XEP-0049: Private XML Storage
+		lastactivity.Module{},      // XEP-0012: Last Activity
+		ping.Module{},              // XEP-0199: XMPP Ping
 		swversion.Module{Software: "xmppd", Version: buildVersion()}, // XEP-0092: Software Version
 		entitytime.Module{}, // XEP-0202: Entity Time
 		disco.Module{},      // XEP-0030: Service Discovery (lists what the others registered)

@@ -133,7 +133,7 @@ func (e *echoService) wait(t *testing.T) *stanza.Element {
 	t.Helper()
 	select {
 	case <-e.arrive:
-	case <-time.After(5 * time.Second):
+	case <-time.After(wireTimeout):
 		t.Fatal("nothing reached the service domain")
 	}
 	e.mu.Lock()
@@ -356,7 +356,7 @@ func TestDroppedSessionLosesNothing(t *testing.T) {
 
 	got := map[string]int{}
 	// What reached bob's old connection: read it now, to its end.
-	bob.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	bob.conn.SetReadDeadline(time.Now().Add(wireTimeout))
 	raw, _ := io.ReadAll(bob.conn)
 	for _, id := range messageIDs(raw) {
 		got[id]++

@@ -91,6 +91,11 @@ type wireClient struct {
 	header stanza.StreamHeader
 }
 
+// wireTimeout bounds one read or write of a wire client. It only keeps a
+// broken test from hanging: no test relies on it to pass, so it is long
+// enough for a loaded 2-core machine under the race detector.
+const wireTimeout = 30 * time.Second
+
 func clientLimits() stanza.Limits {
 	return stanza.Limits{MaxStanza: 1 << 20, MaxDepth: 64, MaxAttrs: 64, MaxHeader: 8192}
 }
@@ -114,7 +119,7 @@ func dialWire(t testing.TB, addr net.Addr, directTLS bool) *wireClient {
 
 func (c *wireClient) send(s string) {
 	c.t.Helper()
-	c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.conn.SetWriteDeadline(time.Now().Add(wireTimeout))
 	if _, err := io.WriteString(c.conn, s); err != nil {
 		c.t.Fatalf("send: %v", err)
 	}
@@ -123,7 +128,7 @@ func (c *wireClient) send(s string) {
 // readHeader reads the server's stream header.
 func (c *wireClient) readHeader() stanza.StreamHeader {
 	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.conn.SetReadDeadline(time.Now().Add(wireTimeout))
 	h, err := c.dec.ReadHeader()
 	if err != nil {
 		c.t.Fatalf("reading stream header: %v", err)
@@ -143,7 +148,7 @@ func (c *wireClient) next() *stanza.Element {
 }
 
 func (c *wireClient) nextErr() (*stanza.Element, error) {
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.conn.SetReadDeadline(time.Now().Add(wireTimeout))
 	return c.dec.Next()
 }
 
