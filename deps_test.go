@@ -41,6 +41,8 @@ var allowed = map[string][]string{
 	"xeps": {"stanza", "storage", "session"},
 	// One package per XEP: registers on the Host, reaches storage only through it.
 	"xeps/*": {"xeps", "stanza"},
+	// Test support for modules: sessions bound as c2s would bind them.
+	"xeps/xepstest": {"xeps", "stanza", "session"},
 	// RFC 6121 modules (planned).
 	"roster":   {"xeps", "stanza", "storage"},
 	"presence": {"xeps", "stanza", "roster", "session"},

@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/xmppd/xmppd/roster"
-	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xeps"
+	"github.com/xmppd/xmppd/xeps/xepstest"
 )
 
 func jid(t *testing.T, s string) stanza.JID {
@@ -98,7 +98,7 @@ func iq(t *testing.T, h *xeps.Host, typ, payload string) (*stanza.Element, error
 	if err != nil {
 		t.Fatal(err)
 	}
-	bound(h, q.From)
+	xepstest.Bind(h, q.From)
 	fn := h.IQHandler(typ, roster.NS, "query", xeps.ToAccount)
 	if fn == nil {
 		t.Fatalf("no roster %s handler", typ)
@@ -204,7 +204,7 @@ func TestPushesInCommitOrder(t *testing.T) {
 	alice := jid(t, "alice@localhost")
 	// alice/phone asked for the roster: it is interested.
 	get, _ := stanza.ParseIQ(parse(t, `<iq type='get' id='g' from='alice@localhost/phone'><query xmlns='jabber:iq:roster'/></iq>`))
-	bound(h, get.From)
+	xepstest.Bind(h, get.From)
 	if _, err := h.IQHandler("get", roster.NS, "query", xeps.ToAccount)(context.Background(), get); err != nil {
 		t.Fatal(err)
 	}
@@ -226,17 +226,5 @@ func TestPushesInCommitOrder(t *testing.T) {
 	}
 	if !slices.IsSorted(vers) {
 		t.Fatalf("pushes out of commit order: %v", vers)
-	}
-}
-
-// bound binds a detached session for each full JID in h's registry, as c2s
-// does at resource binding, unless one is bound already.
-func bound(h *xeps.Host, fulls ...stanza.JID) {
-	for _, j := range fulls {
-		if h.Sessions().Session(j.String()) == nil {
-			s := session.New(j.String(), 8)
-			s.SetAddress(j)
-			h.Sessions().Bind(s)
-		}
 	}
 }

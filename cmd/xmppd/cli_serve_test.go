@@ -1,34 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// serveLogBuffer is a bytes.Buffer the server's goroutines may log to.
-type serveLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *serveLogBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *serveLogBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestServeLogsListeners: serve logs every address it listens on, clients',
 // servers' and the admin socket, so that an operator sees what is open.
@@ -40,7 +20,7 @@ func TestServeLogsListeners(t *testing.T) {
 	cfg.S2S.Listen = []string{"127.0.0.1:0"}
 	cfg.S2S.DirectTLS = []string{"127.0.0.1:0"}
 	cfg.S2S.DNSServer = "127.0.0.1:9" // nothing is looked up; never the machine's resolver
-	var buf serveLogBuffer
+	var buf syncBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
 	srv, err := startServer(context.Background(), cfg, log)
 	if err != nil {

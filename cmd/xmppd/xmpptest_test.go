@@ -4,6 +4,7 @@ package main
 // sockets to the same server `xmppd serve` runs.
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -14,6 +15,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -257,4 +259,23 @@ func (c *wireClient) sync() {
 	if r := c.next(); r.Get("id") != "sync" {
 		c.t.Fatalf("sync: got %s", r)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer (a server's log, a
+// client's output) and a poller.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -7,11 +7,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xeps"
 	"github.com/xmppd/xmppd/xeps/blocking"
+	"github.com/xmppd/xmppd/xeps/xepstest"
 )
 
 // env is a Host on a real bbolt file with the stanzas modules send and
@@ -89,11 +89,8 @@ func (e *env) call(t *testing.T, typ, from, to string, payload *stanza.Element) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if iq.From.Resourcepart() != "" && e.h.Sessions().Session(from) == nil {
-		// The sender is a bound session, as it would be over c2s.
-		s := session.New(from, 8)
-		s.SetAddress(iq.From)
-		e.h.Sessions().Bind(s)
+	if iq.From.Resourcepart() != "" {
+		xepstest.Bind(e.h, iq.From) // the sender is a bound session, as over c2s
 	}
 	fn := e.h.IQHandler(typ, payload.Space, payload.Local, xeps.ToAccount)
 	if fn == nil {
@@ -420,14 +417,14 @@ func TestBlockSendsUnavailable(t *testing.T) {
 	}
 	e := newEnv(t, newDB(t), provideRoster{r})
 	ctx := context.Background()
-	bound(e.h, jid(t, "alice@localhost/a"))
+	xepstest.Bind(e.h, jid(t, "alice@localhost/a"))
 	e.h.ResourceAvailable(ctx, jid(t, "alice@localhost/a"))
-	bound(e.h, jid(t, "alice@localhost/b"))
+	xepstest.Bind(e.h, jid(t, "alice@localhost/b"))
 	e.h.ResourceAvailable(ctx, jid(t, "alice@localhost/b"))
-	bound(e.h, jid(t, "alice@localhost/c"))
+	xepstest.Bind(e.h, jid(t, "alice@localhost/c"))
 	e.h.ResourceAvailable(ctx, jid(t, "alice@localhost/c"))
 	e.h.ResourceUnavailable(ctx, jid(t, "alice@localhost/c"), false)
-	bound(e.h, jid(t, "bob@localhost/x"))
+	xepstest.Bind(e.h, jid(t, "bob@localhost/x"))
 	e.h.ResourceAvailable(ctx, jid(t, "bob@localhost/x"))
 
 	if _, err := e.call(t, "set", "alice@localhost/a", "", stanza.New(blocking.NS, "block").Append(
@@ -502,18 +499,6 @@ func hostFilter(h *xeps.Host, ctx context.Context, el *stanza.Element, from, to 
 	}
 	v, err := h.Run(ctx, stage, el, from, to)
 	return v != xeps.Pass, err
-}
-
-// bound binds a detached session for each full JID in h's registry, as c2s
-// does at resource binding, unless one is bound already.
-func bound(h *xeps.Host, fulls ...stanza.JID) {
-	for _, j := range fulls {
-		if h.Sessions().Session(j.String()) == nil {
-			s := session.New(j.String(), 8)
-			s.SetAddress(j)
-			h.Sessions().Bind(s)
-		}
-	}
 }
 
 // blockedText is the <text/> of the error a user gets for writing to a JID

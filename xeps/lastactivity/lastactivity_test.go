@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xeps"
 	"github.com/xmppd/xmppd/xeps/lastactivity"
+	"github.com/xmppd/xmppd/xeps/xepstest"
 )
 
 // clock is a settable time source.
@@ -144,9 +144,9 @@ func TestUserLastActivity(t *testing.T) {
 	}
 
 	// Online: 0 seconds.
-	bound(h, jid(t, "alice@localhost/phone"))
+	xepstest.Bind(h, jid(t, "alice@localhost/phone"))
 	h.ResourceAvailable(ctx, jid(t, "alice@localhost/phone"))
-	bound(h, jid(t, "alice@localhost/laptop"))
+	xepstest.Bind(h, jid(t, "alice@localhost/laptop"))
 	h.ResourceAvailable(ctx, jid(t, "alice@localhost/laptop"))
 	c.add(time.Hour)
 	if got := query(t, h, xeps.ToAccount, "bob@localhost/b", "alice@localhost"); got != "0|" {
@@ -192,25 +192,13 @@ func TestLastIsFinal(t *testing.T) {
 	c := &clock{t: time.Unix(1e9, 0)}
 	h := newHost(t, newDB(t), c)
 	ctx := context.Background()
-	bound(h, jid(t, "alice@localhost/a"))
+	xepstest.Bind(h, jid(t, "alice@localhost/a"))
 	h.ResourceAvailable(ctx, jid(t, "alice@localhost/a"))
-	bound(h, jid(t, "alice@localhost/b"))
+	xepstest.Bind(h, jid(t, "alice@localhost/b"))
 	h.ResourceAvailable(ctx, jid(t, "alice@localhost/b"))
 	h.ResourceUnavailable(ctx, jid(t, "alice@localhost/a"), true)
 	c.add(5 * time.Second)
 	if got := query(t, h, xeps.ToAccount, "alice@localhost/x", ""); got != "5|" {
 		t.Errorf("got %s", got)
-	}
-}
-
-// bound binds a detached session for each full JID in h's registry, as c2s
-// does at resource binding, unless one is bound already.
-func bound(h *xeps.Host, fulls ...stanza.JID) {
-	for _, j := range fulls {
-		if h.Sessions().Session(j.String()) == nil {
-			s := session.New(j.String(), 8)
-			s.SetAddress(j)
-			h.Sessions().Bind(s)
-		}
 	}
 }
