@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"slices"
 
 	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
@@ -28,7 +29,7 @@ type LocalSessions interface {
 // Modules is what the router needs of the modules: the handlers and hooks
 // they registered, and which domains are served here. *xeps.Host implements it.
 type Modules interface {
-	IsLocal(domain string) bool
+	Domains() []string
 	ServiceDomain(domain string) xeps.DomainHandler
 	IQHandler(typ, space, local string, target xeps.Target) xeps.IQHandlerFunc
 	IQResponse(el *stanza.Element) bool
@@ -56,6 +57,11 @@ type Router struct {
 	remote   Remote
 	log      *slog.Logger
 	own      ownAddresses
+	// domains are the server's own domains (Modules.Domains, fixed at
+	// startup), kept here so that the check on every stanza's 'to' is a
+	// plain slice search: through the Modules interface the domain string
+	// would escape, one allocation per stanza.
+	domains []string
 }
 
 // New returns a router. remote may be nil (no federation): stanzas for other
@@ -64,8 +70,38 @@ func New(host Modules, sessions LocalSessions, remote Remote, log *slog.Logger) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Router{host: host, sessions: sessions, remote: remote, log: log, own: newOwnAddresses()}
+	return &Router{host: host, sessions: sessions, remote: remote, log: log, own: newOwnAddresses(), domains: host.Domains()}
 }
+
+// notOurDomain routes a stanza for a domain without accounts here: a
+// module's service domain, one of this machine's IP addresses, or another
+// server. (Its own function, so that the domain string it passes on does not
+// make route's check allocate.)
+func (r *Router) notOurDomain(ctx context.Context, el *stanza.Element, to stanza.JID) {
+	domain := to.Domainpart()
+	if svc := r.host.ServiceDomain(domain); svc != nil {
+		svc(ctx, el, to) // a module's own domain (conference., upload., ...)
+		return
+	}
+	if r.own.has(domain) {
+		// Addressed to one of this machine's IP addresses, as a client that
+		// connected to one may do for server queries: that is us, never a
+		// remote server to dial.
+		if to.Localpart() == "" {
+			r.toServer(ctx, el, to)
+		} else {
+			r.bounce(ctx, el, stanza.Errorf("item-not-found", "there are no accounts at an IP address of this server; use its domain"))
+		}
+		return
+	}
+	if r.remote != nil && r.remote.Send(ctx, domain, el) {
+		return
+	}
+	r.bounce(ctx, el, stanza.NewError("remote-server-not-found"))
+}
+
+// isLocal reports whether domain is one of the server's own.
+func (r *Router) isLocal(domain string) bool { return slices.Contains(r.domains, domain) }
 
 // RouteFromClient is the entry for stanzas a local client sent, their 'from'
 // stamped with the session's full JID. Presence goes to the presence module's
@@ -144,27 +180,8 @@ func (r *Router) Route(ctx context.Context, el *stanza.Element) {
 
 // route is Route once 'to' is parsed.
 func (r *Router) route(ctx context.Context, el *stanza.Element, to stanza.JID) {
-	domain := to.Domainpart()
-	if !r.host.IsLocal(domain) {
-		if svc := r.host.ServiceDomain(domain); svc != nil {
-			svc(ctx, el, to) // a module's own domain (conference., upload., ...)
-			return
-		}
-		if r.own.has(domain) {
-			// Addressed to one of this machine's IP addresses, as a client
-			// that connected to one may do for server queries: that is us,
-			// never a remote server to dial.
-			if to.Localpart() == "" {
-				r.toServer(ctx, el, to)
-			} else {
-				r.bounce(ctx, el, stanza.Errorf("item-not-found", "there are no accounts at an IP address of this server; use its domain"))
-			}
-			return
-		}
-		if r.remote != nil && r.remote.Send(ctx, domain, el) {
-			return
-		}
-		r.bounce(ctx, el, stanza.NewError("remote-server-not-found"))
+	if !r.isLocal(to.Domainpart()) {
+		r.notOurDomain(ctx, el, to)
 		return
 	}
 	if to.Localpart() == "" {
@@ -199,7 +216,7 @@ func (r *Router) route(ctx context.Context, el *stanza.Element, to stanza.JID) {
 // It reports whether at least one session took the stanza.
 func (r *Router) Deliver(ctx context.Context, el *stanza.Element) bool {
 	to, err := stanza.ParseJID(el.Get("to"))
-	if err != nil || !r.host.IsLocal(to.Domainpart()) || to.Localpart() == "" {
+	if err != nil || !r.isLocal(to.Domainpart()) || to.Localpart() == "" {
 		return false
 	}
 	if to.Resourcepart() != "" {
