@@ -243,6 +243,14 @@ func imScenario(t *testing.T, s *interopServer, kindA, kindB string, direct bool
 	if p.s("status") != "at lunch "+tok {
 		t.Fatalf("status %q, want %q", p.s("status"), "at lunch "+tok)
 	}
+	// The sender hears its own presence back (RFC 6121 §4.4.2): clients such as
+	// Gajim show their own status only from that echo.
+	own := B.expect("bob's own away presence, echoed", func(e imEvent) bool {
+		return presenceFrom(bob+"/", "available")(e) && e.s("show") == "away"
+	})
+	if own.s("status") != "at lunch "+tok {
+		t.Fatalf("echoed status %q, want %q", own.s("status"), "at lunch "+tok)
+	}
 
 	// Going offline cleanly, coming back, and being killed.
 	B.quit()
