@@ -631,6 +631,7 @@ type presState struct {
 	want     map[string]bool   // contact bare JIDs
 	both     map[string]bool   // contacts with subscription both (setup phase)
 	got      map[string]bool   // contacts whose available presence arrived (storm phase)
+	upd      map[string]bool   // contacts whose status change arrived (update phase)
 	last     map[string]string // contact → last subscription state pushed (setup phase)
 	reqs     map[string]int    // contact → subscription requests received (and approved)
 	complete atomic.Bool
@@ -647,7 +648,20 @@ type presRun struct {
 	stormStart time.Time
 	full       hist // per user: time from the storm's start until it saw all contacts
 	init       func(c *client)
+
+	// The update phase: everyone online already, each user changes its
+	// status once; every contact's change must reach every user.
+	update        atomic.Bool
+	updDeliveries atomic.Int64
+	updDistinct   atomic.Int64
+	updComplete   atomic.Int64
+	updLastNew    atomic.Int64
+	updStart      time.Time
+	updFull       hist
 }
+
+// updateShow is the status a user changes to in the update phase.
+const updateShow = "away"
 
 func (pr *presRun) onStanza(c *client, el *stanza.Element) {
 	if c.pres == nil {
@@ -681,6 +695,21 @@ func (pr *presRun) onStanza(c *client, el *stanza.Element) {
 			pr.complete.Add(1)
 			if isGet {
 				pr.fixedByGet.Add(1)
+			}
+		}
+	case el.Local == "presence" && el.Get("type") == "" && pr.update.Load() && st.want[from]:
+		if el.Child(el.Space, "show").Text() != updateShow {
+			return // a late storm presence
+		}
+		pr.updDeliveries.Add(1)
+		if !st.upd[from] {
+			st.upd[from] = true
+			pr.updDistinct.Add(1)
+			now := time.Now()
+			pr.updLastNew.Store(now.UnixNano())
+			if len(st.upd) == len(st.want) {
+				pr.updComplete.Add(1)
+				pr.updFull.record(now.Sub(pr.updStart))
 			}
 		}
 	case el.Local == "presence" && el.Get("type") == "" && pr.storm.Load() && st.want[from]:
@@ -719,7 +748,7 @@ func (b *bench) runPresence(ctx context.Context) {
 	}
 	var pr presRun
 	pr.init = func(c *client) {
-		c.pres = &presState{want: map[string]bool{}, both: map[string]bool{}, got: map[string]bool{}, last: map[string]string{}, reqs: map[string]int{}}
+		c.pres = &presState{want: map[string]bool{}, both: map[string]bool{}, got: map[string]bool{}, upd: map[string]bool{}, last: map[string]string{}, reqs: map[string]int{}}
 		for _, j := range contactsOf(c.idx, users, r) {
 			c.pres.want[b.jid(j)] = true
 		}
@@ -834,6 +863,32 @@ func (b *bench) runPresence(ctx context.Context) {
 	for pr.complete.Load() < b.ok.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
+	stormComplete := pr.complete.Load()
+
+	// The update phase: with everyone online and every presence known,
+	// each user changes its status once. No login is in the way: this is
+	// the server's broadcast alone, users × contacts deliveries.
+	var updCPU time.Duration
+	if stormComplete == int64(users) && ctx.Err() == nil {
+		setPhase("update")
+		sleepCtx(ctx, 500*time.Millisecond) // let the storm's last writes settle
+		cpu0, _ := procCPU(b.cfg.ServerPID)
+		pr.updStart = time.Now()
+		pr.update.Store(true)
+		pr.storm.Store(false)
+		for _, c := range clients {
+			_ = c.write([]byte("<presence><show>" + updateShow + "</show><status>update</status></presence>"))
+		}
+		deadline = time.Now().Add(b.cfg.Drain)
+		for pr.updComplete.Load() < int64(users) && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if b.cfg.ServerPID > 0 {
+			if cpu1, err := procCPU(b.cfg.ServerPID); err == nil {
+				updCPU = cpu1 - cpu0
+			}
+		}
+	}
 	dropped := b.countDropped(clients)
 	closeAll(clients, readers)
 	p.end()
@@ -854,6 +909,18 @@ func (b *bench) runPresence(ctx context.Context) {
 	b.r.add("presence_per_s", "presence deliveries/s", rate(pr.deliveries.Load(), span), "1/s")
 	b.r.addDur("full_presence_p50_ms", "time to all contacts' presence p50", pr.full.quantile(0.5))
 	b.r.addDur("full_presence_p99_ms", "time to all contacts' presence p99", pr.full.quantile(0.99))
+	if pr.update.Load() {
+		updSpan := time.Duration(pr.updLastNew.Load() - pr.updStart.UnixNano())
+		b.r.add("update_distinct", "status changes received (distinct)", float64(pr.updDistinct.Load()), "")
+		b.r.add("update_deliveries", "status changes received (all)", float64(pr.updDeliveries.Load()), "")
+		b.r.add("update_per_s", "status-change deliveries/s, everyone online", rate(pr.updDeliveries.Load(), updSpan), "1/s")
+		b.r.addDur("update_full_p99_ms", "time to all contacts' status change p99", pr.updFull.quantile(0.99))
+		if n := pr.updDistinct.Load(); n > 0 && updCPU > 0 {
+			b.r.add("update_cpu_us", "server CPU per status-change delivery", float64(updCPU.Microseconds())/float64(n), "µs")
+		}
+		expected := int64(users * r)
+		b.r.Anomalies += int(max(expected-pr.updDistinct.Load(), 0))
+	}
 	b.r.add("sessions_dropped", "sessions dropped by the server", float64(dropped), "")
 	missing := expected - pr.distinct.Load()
 	b.r.Anomalies += int(b.failed.Load()) + int(max(missing, 0)) + dropped
