@@ -20,4 +20,4 @@ func (c Config) Validate() error {
 }
 
 // New returns the module configured by c (validated by the caller).
-func New(c Config) Module { return Module{MaxSize: c.MaxSize} }
+func New(c Config) Module { return Module(c) }
