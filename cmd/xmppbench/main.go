@@ -4,7 +4,8 @@
 //	xmppbench login    --n 2000 --concurrency 50    logins/s, p50/p99 login time
 //	xmppbench idle     --n 2000 --hold 10s          server RSS per session (--server-pid)
 //	xmppbench chat     --pairs 200 --duration 10s   delivered messages/s, p50/p99/p999 latency, losses
-//	xmppbench presence --n 500 --contacts 10        presence deliveries/s after a login storm
+//	xmppbench presence --n 500 --contacts 10        presence deliveries/s after a login storm, then
+//	                                                 with everyone online, 5 rounds of status changes
 //	xmppbench users    --server xmppd --count 2000  create the accounts with the server's own tools
 //
 // Every client connects (STARTTLS, or Direct TLS with --direct-tls),
