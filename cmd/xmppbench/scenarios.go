@@ -634,7 +634,7 @@ type presState struct {
 	upd      map[string]int    // contact → the last update round whose change arrived from it
 	last     map[string]string // contact → last subscription state pushed (setup phase)
 	reqs     map[string]int    // contact → subscription requests received (and approved)
-	updGot   int // contacts whose change arrived this round
+	updGot   int               // contacts whose change arrived this round
 	complete atomic.Bool
 }
 
