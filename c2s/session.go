@@ -759,6 +759,15 @@ func (s *Session) bindSession() *session.Session {
 func (s *Session) attach(ctx context.Context, old *session.Session) {
 	s.sess.Attach(s)
 	if old != nil {
+		// The replaced session goes unavailable now, before this one can
+		// send its initial presence, as Prosody orders it: left to the old
+		// session's own ending, later, its unavailable presence could reach
+		// the contacts after the new session's available one, and show a
+		// user who reconnected with the same resource as offline.
+		if old.SetUnavailable() {
+			un := stanza.New(stanza.NSClient, "presence").Set("type", "unavailable").Set("from", s.full)
+			s.srv.cfg.Router.RouteFromClient(session.NewContext(ctx, old), un)
+		}
 		old.Close(&stanza.StreamError{Condition: "conflict", Text: "replaced by a new connection"})
 	}
 	s.logAt(slog.LevelInfo, "bound")

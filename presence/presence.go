@@ -69,6 +69,15 @@ func (m *Module) sessionOf(ctx context.Context, full stanza.JID) *session.Sessio
 	return m.h.Sessions().Session(f)
 }
 
+// isRegistered reports whether the session whose stanza this is (ctx) is
+// the one registered under full: not a session that a new connection with
+// the same resource replaced, which must not echo to its successor.
+func (m *Module) isRegistered(ctx context.Context, full stanza.JID) bool {
+	s := m.h.Sessions().Session(full.String())
+	origin := session.FromContext(ctx)
+	return s != nil && (origin == nil || origin == s)
+}
+
 // Available is one available resource with its last presence.
 type Available struct {
 	JID      stanza.JID
@@ -132,7 +141,7 @@ func (m *Module) toOwnResources(ctx context.Context, el *stanza.Element, full st
 		self = self || r.JID.Equal(full)
 		m.h.Deliver(ctx, addressed(el, full.String(), r.JID.String()))
 	}
-	if !self && el.Get("type") == "unavailable" {
+	if !self && el.Get("type") == "unavailable" && m.isRegistered(ctx, full) {
 		// The resource is no longer among the available ones, but if it is
 		// still connected it hears that its unavailable presence took.
 		m.h.Deliver(ctx, addressed(el, full.String(), full.String()))

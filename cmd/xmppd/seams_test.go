@@ -544,3 +544,84 @@ func federatedPeer(t *testing.T, srv *server, cert *tls.Certificate, domain stri
 	p.next() // features
 	return p
 }
+
+// TestReplacedSessionGoesUnavailableFirst: a client that reconnects with
+// the same resource (as mobile clients do after a network change) replaces
+// its old session (RFC 6120 §7.7.2.2). Contacts must hear the old one go
+// unavailable before the new one's initial presence, never after it: the
+// other order leaves the user shown offline while online.
+func TestReplacedSessionGoesUnavailableFirst(t *testing.T) {
+	srv := startTestServer(t, nil)
+	bob := dialWire(t, srv.c2sAddrs[0], false)
+	bob.login("localhost", "bob", "b", false)
+	bob.send("<presence/>")
+	bob.sync2("presence")
+	alice := dialWire(t, srv.c2sAddrs[0], false)
+	alice.login("localhost", "alice", "phone", false)
+	alice.send("<presence/>")
+	alice.sync2("presence")
+	subscribeBoth(t, alice, "alice@localhost", bob, "bob@localhost")
+	// lastOfAlice drains bob's stream (until two pings in a row bring nothing
+	// more from alice) and returns the last presence of alice/phone in it.
+	var last *stanza.Element
+	lastOfAlice := func() *stanza.Element {
+		for quiet := 0; quiet < 2; {
+			bob.send("<iq type='get' id='drain' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+			quiet++
+			for {
+				el := bob.next()
+				if el.Get("id") == "drain" {
+					break
+				}
+				if el.Local == "presence" && el.Get("from") == "alice@localhost/phone" {
+					last, quiet = el, 0
+				}
+			}
+		}
+		return last
+	}
+	alice.send("<presence><status>here</status></presence>")
+	alice.sync2("presence")
+	if p := lastOfAlice(); p == nil || p.Get("type") != "" {
+		t.Fatalf("bob has %v of alice, want her presence", p)
+	}
+	for round := range 5 {
+		again := dialWire(t, srv.c2sAddrs[0], false)
+		again.login("localhost", "alice", "phone", false) // replaces the session before
+		// Nothing of the old session's ending reaches the new one.
+		again.send("<iq type='get' id='first' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+		if el := again.next(); el.Get("id") != "first" {
+			t.Fatalf("round %d: the new session got %s before anything else", round, el)
+		}
+		again.send("<presence><status>back " + fmt.Sprint(round) + "</status></presence>")
+		again.sync2("presence")
+		alice.expectClosed() // the replaced session is over, its goodbyes said
+		if p := lastOfAlice(); p == nil || p.Get("type") == "unavailable" {
+			t.Fatalf("round %d: the last presence bob has of alice/phone is %v: shown offline while online", round, p)
+		}
+		alice = again
+	}
+}
+
+// subscribeBoth makes a and b subscribed to each other's presence, both
+// logged in, and reads what that brings them.
+func subscribeBoth(t *testing.T, a *wireClient, aJID string, b *wireClient, bJID string) {
+	t.Helper()
+	a.send("<presence type='subscribe' to='" + bJID + "'/>")
+	b.nextOfType("presence", "subscribe")
+	b.send("<presence type='subscribed' to='" + aJID + "'/><presence type='subscribe' to='" + aJID + "'/>")
+	a.nextOfType("presence", "subscribe")
+	a.send("<presence type='subscribed' to='" + bJID + "'/>")
+	a.sync2("subscribe")
+	b.sync2("subscribe")
+}
+
+// nextOfType reads until an element named local of that type arrives.
+func (c *wireClient) nextOfType(local, typ string) *stanza.Element {
+	c.t.Helper()
+	for {
+		if el := c.next(); el.Local == local && el.Get("type") == typ {
+			return el
+		}
+	}
+}
