@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestServeLogsListeners: serve logs every address it listens on, clients',
@@ -22,17 +20,7 @@ func TestServeLogsListeners(t *testing.T) {
 	cfg.S2S.DNSServer = "127.0.0.1:9" // nothing is looked up; never the machine's resolver
 	var buf syncBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
-	srv, err := startServer(context.Background(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	srv := serveForTest(t, cfg, log, nil)
 	// The admin socket starts in its own goroutine: wait for its line.
 	waitFor(t, func() bool { return strings.Contains(buf.String(), "admin socket listening") })
 

@@ -39,12 +39,7 @@ func startTestServerWith(t testing.TB, edit func(*Config), extra ...xeps.Module)
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv2, err := startServerWith(context.Background(), cfg, slog.New(slog.DiscardHandler), append(modules(cfg), extra...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv2.Shutdown(context.Background()) })
-	return srv2
+	return serveForTest(t, cfg, slog.New(slog.DiscardHandler), append(modules(cfg), extra...))
 }
 
 // pipeClient serves one end of an in-memory pipe on the server (c2s's

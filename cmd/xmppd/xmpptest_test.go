@@ -21,6 +21,7 @@ import (
 
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/xeps"
 )
 
 // testUsers are created in every test server; each password is the name + "pass".
@@ -69,8 +70,17 @@ func startTestServer(t testing.TB, edit func(*Config)) *server {
 	if os.Getenv("XMPPD_TEST_LOG") != "" {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	srv, err := startServer(context.Background(), cfg, log)
+	return serveForTest(t, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})), nil)
+}
+
+// serveForTest starts a server on cfg, logging to log, with mods (nil: the
+// modules of modules.go), and shuts it down at the end of the test.
+func serveForTest(t testing.TB, cfg Config, log *slog.Logger, mods []xeps.Module) *server {
+	t.Helper()
+	if mods == nil {
+		mods = modules(cfg)
+	}
+	srv, err := startServerWith(context.Background(), cfg, log, mods)
 	if err != nil {
 		t.Fatal(err)
 	}
