@@ -107,7 +107,16 @@ type Module struct {
 	// with an older item than the stored one. Striped, so users do not
 	// wait for each other.
 	writers [64]sync.Mutex
+
+	// cache keeps the rosters read for presence (every broadcast and every
+	// probe answer reads one): a roster change drops its user's entry after
+	// the commit, under the writer lock (xeps.Cache's generations keep a
+	// read that raced the change from caching the old roster).
+	cache *xeps.Cache[[]*Item]
 }
+
+// CacheSize is how many users' rosters are kept in memory.
+const CacheSize = 2048
 
 func (m *Module) writer(user stanza.JID) *sync.Mutex {
 	return &m.writers[maphash.String(writerSeed, user.String())%uint64(len(m.writers))]
@@ -119,7 +128,7 @@ var _ xeps.Module = (*Module)(nil)
 var _ xeps.RosterReader = (*Module)(nil)
 
 // New returns the roster module.
-func New() *Module { return &Module{} }
+func New() *Module { return &Module{cache: xeps.NewCache[[]*Item](CacheSize)} }
 
 // Name implements xeps.Module.
 func (*Module) Name() string { return "roster" }
@@ -134,6 +143,10 @@ func (m *Module) Register(h *xeps.Host) error {
 	h.StreamFeature(stanza.New(NSPreApproval, "sub"))
 	m.interest = h.NewInterest() // the host forgets it with the session
 	h.ProvideRoster(m)
+	h.OnAccountDeleted(func(_ context.Context, user stanza.JID) error {
+		m.cache.Delete(user.Bare().String())
+		return nil
+	})
 	return nil
 }
 
@@ -262,9 +275,35 @@ func (m *Module) scan(ctx context.Context, user stanza.JID, fn func(*Item) error
 // ---- the API other modules use ----
 
 // Items returns the items of user's roster (listed ones only), in JID order.
+// The items are shared with other callers: read them, never change them.
 func (m *Module) Items(ctx context.Context, user stanza.JID) ([]*Item, error) {
-	items, _, err := m.items(ctx, user.Bare())
-	return items, err
+	all, err := m.cached(ctx, user.Bare())
+	if err != nil {
+		return nil, err
+	}
+	items := make([]*Item, 0, len(all))
+	for _, it := range all {
+		if it.Listed {
+			items = append(items, it)
+		}
+	}
+	return items, nil
+}
+
+// cached returns all of user's entries (listed or not), from the cache when
+// they are there.
+func (m *Module) cached(ctx context.Context, user stanza.JID) ([]*Item, error) {
+	key := user.String()
+	if all, ok := m.cache.Get(key); ok {
+		return all, nil
+	}
+	gen := m.cache.Generation(key)
+	var all []*Item
+	if _, err := m.scan(ctx, user, func(it *Item) error { all = append(all, it); return nil }); err != nil {
+		return nil, err
+	}
+	m.cache.Add(key, all, gen)
+	return all, nil
 }
 
 func (m *Module) items(ctx context.Context, user stanza.JID) ([]*Item, string, error) {
@@ -289,9 +328,20 @@ func (m *Module) Item(ctx context.Context, user, contact stanza.JID) (*Item, err
 
 // Subscription implements xeps.RosterReader.
 func (m *Module) Subscription(ctx context.Context, user, contact stanza.JID) (string, error) {
-	it, err := m.Item(ctx, user, contact)
-	if err != nil || it == nil {
+	all, err := m.cached(ctx, user.Bare())
+	if err != nil {
 		return "none", err
+	}
+	var it *Item
+	c := contact.Bare()
+	for _, x := range all {
+		if x.JID.Equal(c) {
+			it = x
+			break
+		}
+	}
+	if it == nil {
+		return "none", nil
 	}
 	return it.Sub.String(), nil
 }
@@ -350,6 +400,7 @@ func (m *Module) change(ctx context.Context, user, contact stanza.JID, fn func(i
 		out = it
 		return putItem(t, user, it)
 	})
+	m.cache.Delete(user.Bare().String()) // after the commit (or its failure), under the writer lock
 	if err == nil && ver != "" {
 		m.push(ctx, user, out.Element(), ver)
 	}
@@ -608,6 +659,7 @@ func (m *Module) remove(ctx context.Context, user, contact stanza.JID) error {
 		}
 		return t.Delete(itemKey(user, contact))
 	})
+	m.cache.Delete(user.Bare().String())
 	if err == nil {
 		m.push(ctx, user, stanza.New(NS, "item").Set("jid", old.JID.String()).Set("subscription", "remove"), ver)
 	}

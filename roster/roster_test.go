@@ -228,3 +228,52 @@ func TestPushesInCommitOrder(t *testing.T) {
 		t.Fatalf("pushes out of commit order: %v", vers)
 	}
 }
+
+// TestCachedRosterFollowsChanges: what presence reads (Items, Subscription)
+// comes from the cache once read, and every change, removal and account
+// deletion is seen at once.
+func TestCachedRosterFollowsChanges(t *testing.T) {
+	h, m, _ := newHost(t, filepath.Join(t.TempDir(), "x.db"))
+	ctx := context.Background()
+	alice, bob := jid(t, "alice@localhost"), jid(t, "bob@localhost")
+	sub := func() string {
+		t.Helper()
+		s, err := m.Subscription(ctx, alice, bob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if got := sub(); got != "none" {
+		t.Fatalf("before: %s", got)
+	}
+	if items, _ := m.Items(ctx, alice); len(items) != 0 {
+		t.Fatalf("before: %d items", len(items))
+	}
+	if _, err := iq(t, h, "set", `<query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'/></query>`); err != nil {
+		t.Fatal(err)
+	}
+	if items, _ := m.Items(ctx, alice); len(items) != 1 || items[0].Name != "Bob" {
+		t.Fatalf("after adding bob: %v", items)
+	}
+	// bob approves a subscription alice asked for: alice's item becomes 'to'.
+	sreq := parse(t, `<presence type='subscribe' to='bob@localhost'/>`)
+	if err := m.ApplyOutbound(ctx, sreq, alice, bob); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ApplyInbound(ctx, parse(t, `<presence type='subscribed' from='bob@localhost'/>`), bob, alice); err != nil {
+		t.Fatal(err)
+	}
+	if got := sub(); got != "to" {
+		t.Fatalf("after bob approved: %s", got)
+	}
+	if _, err := iq(t, h, "set", `<query xmlns='jabber:iq:roster'><item jid='bob@localhost' subscription='remove'/></query>`); err != nil {
+		t.Fatal(err)
+	}
+	if got := sub(); got != "none" {
+		t.Fatalf("after removing bob: %s", got)
+	}
+	if items, _ := m.Items(ctx, alice); len(items) != 0 {
+		t.Fatalf("after removing bob: %v", items)
+	}
+}

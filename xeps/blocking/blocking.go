@@ -97,7 +97,7 @@ type service struct {
 	}
 	log      *slog.Logger
 	kv       xeps.KeyValue
-	cache    *lru
+	cache    *xeps.Cache[*blocklist]
 	maxItems int
 
 	wmu sync.Mutex // serializes blocklist changes: commit, then cache update
@@ -120,7 +120,7 @@ func (m Module) Register(h *xeps.Host) error {
 		h:        h,
 		log:      h.Logger(),
 		kv:       h.KeyValue("blocklist"),
-		cache:    newLRU(size),
+		cache:    xeps.NewCache[*blocklist](size),
 		maxItems: maxItems,
 		interest: h.NewInterest(),
 	}
@@ -142,7 +142,7 @@ func (m Module) Register(h *xeps.Host) error {
 func (s *service) forget(_ context.Context, user stanza.JID) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	s.cache.set(user.String(), emptyList)
+	s.cache.Set(user.String(), emptyList)
 	return nil
 }
 
@@ -294,7 +294,7 @@ func (s *service) change(ctx context.Context, user string, fn func(cur []string)
 	if err != nil {
 		return nil, fmt.Errorf("blocking: save %s: %w", user, err)
 	}
-	s.cache.set(user, bl)
+	s.cache.Set(user, bl)
 	return report, nil
 }
 
@@ -342,16 +342,16 @@ func (s *service) push(ctx context.Context, user stanza.JID, action string, jids
 
 // list returns the user's blocklist, from the cache when it is there.
 func (s *service) list(ctx context.Context, user string) (*blocklist, error) {
-	if bl, ok := s.cache.get(user); ok {
+	if bl, ok := s.cache.Get(user); ok {
 		return bl, nil
 	}
-	gen := s.cache.generation(user)
+	gen := s.cache.Generation(user)
 	bl, err := s.load(ctx, user)
 	if err != nil {
 		return nil, err
 	}
 	// Cache what was read only if no change was committed meanwhile.
-	s.cache.add(user, bl, gen)
+	s.cache.Add(user, bl, gen)
 	return bl, nil
 }
 

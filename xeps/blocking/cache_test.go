@@ -2,7 +2,6 @@ package blocking
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -11,31 +10,6 @@ import (
 	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xeps"
 )
-
-func TestLRUBounded(t *testing.T) {
-	c := newLRU(32)
-	for i := range 1000 {
-		c.set(fmt.Sprintf("u%d@localhost", i), emptyList)
-	}
-	if n := c.count(); n > 32 {
-		t.Errorf("cache holds %d lists, want at most 32", n)
-	}
-	// The most recent one is still there.
-	if _, ok := c.get("u999@localhost"); !ok {
-		t.Error("most recent entry evicted")
-	}
-}
-
-func TestLRUStaleLoad(t *testing.T) {
-	c := newLRU(16)
-	gen := c.generation("alice@localhost")
-	newer := newBlocklist([]string{"bob@localhost"})
-	c.set("alice@localhost", newer) // a change commits while a load is reading
-	c.add("alice@localhost", emptyList, gen)
-	if bl, _ := c.get("alice@localhost"); bl != newer {
-		t.Error("a stale load replaced a newer blocklist")
-	}
-}
 
 // countingStore counts storage reads.
 type countingStore struct {
@@ -56,7 +30,7 @@ func TestFilterReadsStorageOncePerUser(t *testing.T) {
 	defer db.Close()
 	h := xeps.NewHost(xeps.Config{Domains: []string{"localhost"}, DB: db})
 	cs := &countingStore{KeyValue: h.KeyValue("blocklist")}
-	s := &service{h: h, kv: cs, cache: newLRU(64), maxItems: 10, interest: h.NewInterest()}
+	s := &service{h: h, kv: cs, cache: xeps.NewCache[*blocklist](64), maxItems: 10, interest: h.NewInterest()}
 	from, _ := stanza.ParseJID("bob@localhost/x")
 	to, _ := stanza.ParseJID("alice@localhost/a")
 	msg := stanza.New(stanza.NSClient, "message")
