@@ -290,14 +290,7 @@ func (s *Session) Announced() bool {
 
 // SetInterested records that the resource asked for the pushes of i (RFC
 // 6121 §2.1.6 for the roster: it did a roster get). It lasts for the session.
-func (s *Session) SetInterested(i Interest) {
-	for {
-		old := s.interests.Load()
-		if s.interests.CompareAndSwap(old, old|uint32(i)) {
-			return
-		}
-	}
-}
+func (s *Session) SetInterested(i Interest) { s.interests.Or(uint32(i)) }
 
 // Interested reports whether the resource asked for the pushes of i.
 func (s *Session) Interested(i Interest) bool { return s.interests.Load()&uint32(i) != 0 }

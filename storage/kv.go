@@ -46,17 +46,21 @@ func (kv *boltKV) Put(ctx context.Context, key, value []byte) error {
 	if len(key) == 0 {
 		return fmt.Errorf("storage: %s put: empty key", kv.bucket)
 	}
-	err := kv.db.update(ctx, func(tx *bolt.Tx) error {
+	if err := kv.db.update(ctx, kv.put(key, value)); err != nil {
+		return fmt.Errorf("storage: %s put: %w", kv.bucket, err)
+	}
+	return nil
+}
+
+// put is the transaction of Put and PutBatched.
+func (kv *boltKV) put(key, value []byte) func(tx *bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(kv.bucket)
 		if err != nil {
 			return err
 		}
 		return b.Put(key, value)
-	})
-	if err != nil {
-		return fmt.Errorf("storage: %s put: %w", kv.bucket, err)
 	}
-	return nil
 }
 
 // PutBatched implements KeyValue through bbolt's Batch: concurrent calls
@@ -68,15 +72,8 @@ func (kv *boltKV) PutBatched(ctx context.Context, key, value []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// Batch may run fn more than once; Put is idempotent.
-	err := kv.db.bolt.Batch(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(kv.bucket)
-		if err != nil {
-			return err
-		}
-		return b.Put(key, value)
-	})
-	if err != nil {
+	// Batch may run the transaction more than once; a put is idempotent.
+	if err := kv.db.bolt.Batch(kv.put(key, value)); err != nil {
 		return fmt.Errorf("storage: %s put: %w", kv.bucket, err)
 	}
 	return nil

@@ -387,6 +387,51 @@ func (l *boltLog) DeleteRange(ctx context.Context, owner string, before time.Tim
 		end = LogID(ms) << 16
 	}
 	prefix := logKey(owner, logEntry, 8)
+	return l.deleteChunks(ctx, "delete range", owner, func(b *bolt.Bucket) (doomed [][]byte) {
+		c := b.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(doomed) < deleteChunk; k, v = c.Next() {
+			if len(k) != len(prefix)+8 {
+				continue
+			}
+			id := LogID(binary.BigEndian.Uint64(k[len(prefix):]))
+			if id >= end {
+				break
+			}
+			doomed = append(doomed, bytes.Clone(k))
+			with, _, err := splitLogValue(id, v)
+			if err != nil {
+				continue // delete what cannot be read, without its index key
+			}
+			if len(with) > 0 {
+				doomed = append(doomed, binary.BigEndian.AppendUint64(withPrefix(owner, string(with)), uint64(id)))
+			}
+		}
+		return doomed
+	})
+}
+
+// DeleteOwner implements Log, in write transactions of at most deleteChunk
+// keys each.
+func (l *boltLog) DeleteOwner(ctx context.Context, owner string) error {
+	if err := checkOwner(owner); err != nil {
+		return err
+	}
+	prefix := append([]byte(owner), 0)
+	_, err := l.deleteChunks(ctx, "delete owner", owner, func(b *bolt.Bucket) (doomed [][]byte) {
+		c := b.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(doomed) < deleteChunk; k, _ = c.Next() {
+			doomed = append(doomed, bytes.Clone(k))
+		}
+		return doomed
+	})
+	return err
+}
+
+// deleteChunks deletes what collect picks from the bucket (at most about
+// deleteChunk keys of owner's), one write transaction per pick, until a
+// pick comes short of deleteChunk. It reports how many of the deleted keys
+// were entries (not index keys or the high-water mark).
+func (l *boltLog) deleteChunks(ctx context.Context, op, owner string, collect func(b *bolt.Bucket) [][]byte) (int, error) {
 	total := 0
 	for {
 		n, more := 0, false
@@ -395,25 +440,7 @@ func (l *boltLog) DeleteRange(ctx context.Context, owner string, before time.Tim
 			if b == nil {
 				return nil
 			}
-			var doomed [][]byte
-			c := b.Cursor()
-			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(doomed) < deleteChunk; k, v = c.Next() {
-				if len(k) != len(prefix)+8 {
-					continue
-				}
-				id := LogID(binary.BigEndian.Uint64(k[len(prefix):]))
-				if id >= end {
-					break
-				}
-				doomed = append(doomed, bytes.Clone(k))
-				with, _, err := splitLogValue(id, v)
-				if err != nil {
-					continue // delete what cannot be read, without its index key
-				}
-				if len(with) > 0 {
-					doomed = append(doomed, binary.BigEndian.AppendUint64(withPrefix(owner, string(with)), uint64(id)))
-				}
-			}
+			doomed := collect(b)
 			for _, k := range doomed {
 				if k[len(owner)+1] == logEntry {
 					n++
@@ -426,47 +453,11 @@ func (l *boltLog) DeleteRange(ctx context.Context, owner string, before time.Tim
 			return nil
 		})
 		if err != nil {
-			return total, fmt.Errorf("storage: %s delete range: %w", l.bucket, err)
+			return total, fmt.Errorf("storage: %s %s: %w", l.bucket, op, err)
 		}
 		total += n
 		if !more {
 			return total, nil
-		}
-	}
-}
-
-// DeleteOwner implements Log, in write transactions of at most deleteChunk
-// keys each.
-func (l *boltLog) DeleteOwner(ctx context.Context, owner string) error {
-	if err := checkOwner(owner); err != nil {
-		return err
-	}
-	prefix := append([]byte(owner), 0)
-	for {
-		more := false
-		err := l.db.update(ctx, func(tx *bolt.Tx) error {
-			b := tx.Bucket(l.bucket)
-			if b == nil {
-				return nil
-			}
-			var doomed [][]byte
-			c := b.Cursor()
-			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(doomed) < deleteChunk; k, _ = c.Next() {
-				doomed = append(doomed, bytes.Clone(k))
-			}
-			for _, k := range doomed {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
-			}
-			more = len(doomed) >= deleteChunk
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("storage: %s delete owner: %w", l.bucket, err)
-		}
-		if !more {
-			return nil
 		}
 	}
 }
