@@ -35,7 +35,9 @@
 #              on every server) → p50/p99/p99.9 latency; a peer whose own peak is below that rate
 #              is not run (it would only queue for minutes) and shows as "saturated"
 #   chat-own   (peers only) P pairs at half of the peer's own chat-max peak
-#   presence   U users with C roster contacts each log in at once → presence deliveries/s
+#   presence   U users with C roster contacts each log in at once → presence deliveries/s; then,
+#              with everyone online, UPDATE_ROUNDS rounds in which each user changes its status
+#              once → status-change deliveries/s and server CPU per delivery (the broadcast alone)
 # After all servers, xmppd once more (chat-peerhalf): P pairs at half of the best peer's chat-max
 # peak, the load of that peer's chat-own run, so both latencies compare at one load both carry.
 # Then prints one table, figure × server, with xmppd's ratio to the best peer (bench/report.py).
@@ -84,10 +86,11 @@ else
 	PRES_CONTACTS=10
 	CONCURRENCY=50
 fi
+UPDATE_ROUNDS=20     # presence: rounds of the update phase (everyone online changes status once per round)
 RATIO_ROUNDS=3       # rounds of TLS handshakes, RFC 6120, SASL2 and FAST logins (the "÷ TLS handshakes/s" rows)
 # Any size can be overridden from the environment for a quick try, e.g.
 #   BENCH_IDLE=200 BENCH_ACCOUNTS=200 BENCH_LOGINS=200 BENCH_PAIRS=20 BENCH_CHAT_SECS=3s bench/compare.sh
-for v in ACCOUNTS IDLE IDLE_HOLD LOGINS PAIRS CHAT_SECS PRES_USERS PRES_CONTACTS CONCURRENCY RATIO_ROUNDS; do
+for v in ACCOUNTS IDLE IDLE_HOLD LOGINS PAIRS CHAT_SECS PRES_USERS PRES_CONTACTS UPDATE_ROUNDS CONCURRENCY RATIO_ROUNDS; do
 	o=BENCH_$v
 	if [ -n "${!o:-}" ]; then printf -v "$v" '%s' "${!o}"; fi
 done
@@ -480,7 +483,7 @@ run_server() {
 	log "$s: presence storm, $PRES_USERS users × $PRES_CONTACTS contacts"
 	# The setup (every user subscribes to its contacts) has its own limit, --setup (2 minutes by
 	# default): Prosody rewrites a roster file per change and needs about a minute here.
-	bench "$s" presence presence --prefix p --n $PRES_USERS --contacts $PRES_CONTACTS --concurrency $CONCURRENCY
+	bench "$s" presence presence --prefix p --n $PRES_USERS --contacts $PRES_CONTACTS --update-rounds $UPDATE_ROUNDS --concurrency $CONCURRENCY
 	if pid_alive "$CUR_PID"; then
 		echo "  $s: RSS at the end $(awk '/VmRSS/{print $2" "$3}' /proc/$CUR_PID/status), CPU total $(awk '{printf "%.1f s", ($14+$15)/100}' /proc/$CUR_PID/stat)"
 	else
@@ -495,7 +498,7 @@ cat >"$RES/meta.json" <<EOF
 {"date": "$(date -u +%FT%TZ)", "large": $LARGE, "domain": "$DOMAIN", "cert": "ECDSA P-256 self-signed",
  "servers": "$SERVERS", "idle": $IDLE, "idle_hold": "$IDLE_HOLD", "accounts": $ACCOUNTS, "logins": $LOGINS, "ratio_rounds": $RATIO_ROUNDS,
  "concurrency": $CONCURRENCY, "pairs": $PAIRS, "chat_duration": "$CHAT_SECS",
- "presence_users": $PRES_USERS, "presence_contacts": $PRES_CONTACTS,
+ "presence_users": $PRES_USERS, "presence_contacts": $PRES_CONTACTS, "update_rounds": $UPDATE_ROUNDS,
  "nproc": $(nproc), "kernel": "$(uname -r)", "go": "$(go version | cut -d' ' -f3)",
  "xmppd_commit": "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')",
  "prosody": "$(dpkg-query -W -f '${Version}' prosody 2>/dev/null)", "ejabberd": "$(dpkg-query -W -f '${Version}' ejabberd 2>/dev/null)"}

@@ -158,6 +158,8 @@ func parseFlags(scenario string, args []string, stderr io.Writer) (config, runOp
 	case "presence":
 		fs.IntVar(&cfg.N, "n", 200, "users")
 		fs.IntVar(&cfg.Contacts, "contacts", 10, "roster contacts of each user (even: ring neighbours on both sides)")
+		fs.IntVar(&cfg.UpdateRounds, "update-rounds", 5, "rounds of the update phase after the storm: in each, every user changes its status once "+
+			"(more rounds: steadier figures, and a profile of the broadcast alone); 0 skips the phase")
 		fs.DurationVar(&cfg.Setup, "setup", 2*time.Minute, "how long the subscriptions may take to set up before the storm "+
 			"(a server that rewrites a roster file per change needs a while)")
 	}

@@ -18,31 +18,32 @@ import (
 
 // config is one run: the target, the accounts, the scenario's sizes.
 type config struct {
-	Scenario    string
-	Addr        string
-	Domain      string
-	DirectTLS   bool
-	Mech        string
-	SASL2       bool // SASL2 (XEP-0388) with an inline bind (XEP-0386) where the server offers it
-	Fast        bool // with SASL2: FAST tokens (XEP-0484), see fastWarmup
-	Sources     []net.IP
-	Prefix      string
-	Password    string
-	First       int // number of the first account: prefix+First
-	Users       int // accounts available (login cycles over them); 0 = as many as needed
-	Concurrency int
-	Timeout     time.Duration
-	ServerPID   int
-	N           int           // login: logins; idle: sessions; presence: users
-	Duration    time.Duration // idle hold; chat sending time
-	Pairs       int
-	Rate        float64 // chat: messages/s per sender, 0 = as fast as possible
-	Window      int     // chat: unacknowledged messages per sender, 0 = unbounded
-	Contacts    int     // presence: roster contacts per user
-	Drain       time.Duration
-	Setup       time.Duration // presence: how long the subscriptions may take to set up
-	Settle      time.Duration // idle: pause after connecting, before reading the server's RSS
-	Progress    io.Writer     // nil: no progress line
+	Scenario     string
+	Addr         string
+	Domain       string
+	DirectTLS    bool
+	Mech         string
+	SASL2        bool // SASL2 (XEP-0388) with an inline bind (XEP-0386) where the server offers it
+	Fast         bool // with SASL2: FAST tokens (XEP-0484), see fastWarmup
+	Sources      []net.IP
+	Prefix       string
+	Password     string
+	First        int // number of the first account: prefix+First
+	Users        int // accounts available (login cycles over them); 0 = as many as needed
+	Concurrency  int
+	Timeout      time.Duration
+	ServerPID    int
+	N            int           // login: logins; idle: sessions; presence: users
+	Duration     time.Duration // idle hold; chat sending time
+	Pairs        int
+	Rate         float64 // chat: messages/s per sender, 0 = as fast as possible
+	Window       int     // chat: unacknowledged messages per sender, 0 = unbounded
+	Contacts     int     // presence: roster contacts per user
+	UpdateRounds int     // presence: rounds of the update phase
+	Drain        time.Duration
+	Setup        time.Duration // presence: how long the subscriptions may take to set up
+	Settle       time.Duration // idle: pause after connecting, before reading the server's RSS
+	Progress     io.Writer     // nil: no progress line
 }
 
 // bench is a run in progress.
@@ -662,11 +663,6 @@ type presRun struct {
 	updFull       hist
 }
 
-// updateRounds is how many times everyone changes status in the update
-// phase: one round is only users × contacts deliveries, over in a tenth of
-// a second, too short to measure steadily.
-const updateRounds = 5
-
 // updateShows are the statuses the rounds change to, in turn: each round's
 // change can be told from the one before.
 var updateShows = []string{"away", "xa", "dnd", "chat"}
@@ -883,12 +879,12 @@ func (b *bench) runPresence(ctx context.Context) {
 	// the server's broadcast alone, users × contacts deliveries.
 	var updCPU, updSpan time.Duration
 	updRounds := 0
-	if stormComplete == int64(users) && ctx.Err() == nil {
+	if stormComplete == int64(users) && b.cfg.UpdateRounds > 0 && ctx.Err() == nil {
 		setPhase("update")
 		sleepCtx(ctx, 500*time.Millisecond) // let the storm's last writes settle
 		pr.update.Store(true)
 		pr.storm.Store(false)
-		for round := int64(1); round <= updateRounds && ctx.Err() == nil; round++ {
+		for round := int64(1); round <= int64(b.cfg.UpdateRounds) && ctx.Err() == nil; round++ {
 			// Between rounds nothing is in flight: every change of the last
 			// one arrived (or the round timed out and the phase ends).
 			cpu0, _ := procCPU(b.cfg.ServerPID)
