@@ -461,3 +461,13 @@ func (l *boltLog) deleteChunks(ctx context.Context, op, owner string, collect fu
 		}
 	}
 }
+
+// Replace implements Log.
+func (l *boltLog) Replace(ctx context.Context, owner string, id LogID, e LogEntry) error {
+	return fmt.Errorf("storage: %s replace: not implemented yet", l.bucket)
+}
+
+// ExpireBefore implements Log.
+func (l *boltLog) ExpireBefore(ctx context.Context, before time.Time, max int) (int, bool, error) {
+	return 0, false, fmt.Errorf("storage: %s expire: not implemented yet", l.bucket)
+}

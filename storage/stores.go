@@ -22,6 +22,12 @@ var (
 	// ErrFull: a bounded store is at its limit (Queue.Append); nothing
 	// stored is dropped to make room.
 	ErrFull = errors.New("store full")
+	// ErrBadQuery: a LogQuery the store refuses rather than run (a
+	// full-text Text longer than MaxLogText or with more than
+	// MaxLogTextWords words, a search that would examine more than the
+	// store's budget). A module answers it with the XEP's error (MAM:
+	// not-acceptable or resource-constraint), not an internal one.
+	ErrBadQuery = errors.New("query refused")
 )
 
 // Backend is all the stores of one database: what the server opens at
@@ -151,10 +157,29 @@ type Log interface {
 	DeleteRange(ctx context.Context, owner string, before time.Time) (int, error)
 	// DeleteOwner removes all of owner's entries (a deleted account or room).
 	DeleteOwner(ctx context.Context, owner string) error
+	// Replace replaces the Data and Text of owner's entry id with e's
+	// (a XEP-0424 retraction's tombstone), keeping its id, time and With
+	// (e's are ignored); the full-text index follows. The error wraps
+	// ErrNotFound when there is no such entry.
+	Replace(ctx context.Context, owner string, id LogID, e LogEntry) error
+	// ExpireBefore removes entries older than before, of every owner
+	// (the retention loop), at most max of them (<= 0: a default of a few
+	// thousand) in one short write transaction, index entries included,
+	// and reports how many it removed and whether older entries remain:
+	// the caller loops while more, letting other writers in between.
+	ExpireBefore(ctx context.Context, before time.Time, max int) (n int, more bool, err error)
 }
 
 // MaxLogPage is the most entries one LogQuery returns.
 const MaxLogPage = 1000
+
+// MaxLogText is the longest LogQuery.Text, in bytes, and
+// MaxLogTextWords the most distinct words it may hold; a longer one is
+// refused with ErrBadQuery, never searched.
+const (
+	MaxLogText      = 1024
+	MaxLogTextWords = 16
+)
 
 // MaxJIDLen bounds a Log's owner and With: a JID's three parts are at most
 // 1023 bytes each (RFC 7622 §3.1).
@@ -171,6 +196,12 @@ type LogEntry struct {
 	With string
 	// Data is the payload (a serialized stanza).
 	Data []byte
+	// Text is the entry's searchable text, chosen by the module (a
+	// message's <body>, say); "" when it has none. Its words (see
+	// LogQuery.Text) are indexed at Append and Replace. Get and Query
+	// return it. A backend need not store it twice: bbolt keeps only its
+	// offset when it appears verbatim in Data.
+	Text string
 }
 
 // LogQuery selects a page of a Log. The zero LogQuery is the oldest
@@ -185,6 +216,15 @@ type LogQuery struct {
 	Start, End time.Time
 	// With, when not "", keeps only the entries whose With equals it.
 	With string
+	// Text, when it has words, keeps only the entries whose Text contains
+	// every one of them, as whole words (XEP-0431 full-text search),
+	// combined with the other filters and paged as they are. Words are
+	// compared case- and accent-insensitively after Unicode word
+	// segmentation (letters and digits; a run of CJK characters counts as
+	// one word per character). At most MaxLogText bytes and
+	// MaxLogTextWords words, else the error wraps ErrBadQuery. Answered
+	// from an index, never by reading every entry.
+	Text string
 	// Limit is the most entries returned; <= 0 or more than MaxLogPage
 	// means MaxLogPage.
 	Limit int

@@ -38,10 +38,19 @@ var (
 	ErrFull = storage.ErrFull
 	// ErrNoSuchUser: no such account.
 	ErrNoSuchUser = storage.ErrNoSuchUser
+	// ErrBadQuery: a LogQuery refused rather than run (an oversized
+	// full-text search); answer it with the XEP's error.
+	ErrBadQuery = storage.ErrBadQuery
 )
 
 // MaxLogPage is the most entries one LogQuery returns.
 const MaxLogPage = storage.MaxLogPage
+
+// MaxLogText and MaxLogTextWords bound LogQuery.Text (storage.MaxLogText).
+const (
+	MaxLogText      = storage.MaxLogText
+	MaxLogTextWords = storage.MaxLogTextWords
+)
 
 // ParseLogID parses a LogID's string form; anything else wraps ErrNotFound.
 func ParseLogID(s string) (LogID, error) { return storage.ParseLogID(s) }
