@@ -23,6 +23,21 @@ type Router interface {
 	RouteFromClient(ctx context.Context, el *stanza.Element)
 }
 
+// Extensions is what a Router may offer besides routing: the modules'
+// handlers for a bound client's own top-level elements and for Bind 2's
+// inline features (xeps/client.go). *router.Router implements it; a Router
+// without it gets today's answers (unsupported-stanza-type, nothing inline).
+type Extensions interface {
+	// HandleNonza hands el to the module that claimed its namespace and
+	// reports whether one did.
+	HandleNonza(ctx context.Context, s *session.Session, el *stanza.Element) bool
+	// Bind2Features lists namespaces to advertise in SASL2's inline <bind/>.
+	Bind2Features() []string
+	// Bind2 runs the modules' inline features of a client's <bind/> once s
+	// is bound, and returns the children they add to <bound/>.
+	Bind2(ctx context.Context, s *session.Session, req *stanza.Element) []*stanza.Element
+}
+
 // Config is everything a c2s Server needs. cmd/xmppd fills it from the config file.
 type Config struct {
 	Domains    []string
@@ -74,6 +89,7 @@ type Config struct {
 // registry (Config.Sessions).
 type Server struct {
 	cfg  Config
+	ext  Extensions // cfg.Router's, if it has them
 	log  *slog.Logger
 	open stream.Listeners[*Session] // listeners and open connections, for Shutdown
 }
@@ -106,7 +122,9 @@ func New(cfg Config) *Server {
 	if cfg.Sessions == nil {
 		cfg.Sessions = session.NewRegistry()
 	}
-	return &Server{cfg: cfg, log: cfg.Logger}
+	srv := &Server{cfg: cfg, log: cfg.Logger}
+	srv.ext, _ = cfg.Router.(Extensions)
+	return srv
 }
 
 // Serve accepts connections on ln until ctx ends or Shutdown is called.
@@ -204,4 +222,7 @@ func (s *Server) SetUndeliverable(fn func(context.Context, *session.Session, *st
 // SetRouter connects the server to the router. The router needs the server's
 // session registry and the server needs the router, so one of them is wired
 // after construction; call it before Serve.
-func (s *Server) SetRouter(r Router) { s.cfg.Router = r }
+func (s *Server) SetRouter(r Router) {
+	s.cfg.Router = r
+	s.ext, _ = r.(Extensions)
+}

@@ -369,7 +369,7 @@ func (s *Session) appendFeatures(b []byte) []byte {
 				for _, m := range mechs.Children() {
 					sasl2.Append(stanza.New(stanza.NSSASL2, "mechanism").AppendText(m.Text()))
 				}
-				inline := stanza.New(stanza.NSSASL2, "inline").Append(stanza.New(stanza.NSBind2, "bind"))
+				inline := stanza.New(stanza.NSSASL2, "inline").Append(s.bind2Feature())
 				if cfg.FastTokens != nil && s.secure {
 					// XEP-0484: the token mechanisms are offered here only, not as SASL mechanisms.
 					fast := stanza.New(stanza.NSFast, "fast")
@@ -634,16 +634,40 @@ func (s *Session) sasl2Success(ctx context.Context, el *stanza.Element, final []
 	}
 	s.addr, s.full = addr, addr.String()
 	id.AppendText(s.full)
-	success.Append(stanza.New(stanza.NSBind2, "bound"))
+	bound := stanza.New(stanza.NSBind2, "bound")
+	success.Append(bound)
 	// Registered before <success/> is written, so a stanza routed to the
 	// new JID the moment the client sees it finds the session; it waits in
 	// the session's queue until the connection attaches, after <success/>.
 	old := s.bindSession()
+	// The modules' inline features (carbons, CSI) act on the bound session
+	// before the client can send on it, and may say so in <bound/>.
+	if ext := s.srv.ext; ext != nil {
+		for _, c := range ext.Bind2(ctx, s.sess, req) {
+			bound.Append(c)
+		}
+	}
 	if err := s.writeRaw(s.appendFeatures(success.AppendXML(nil, stanza.NSClient))); err != nil {
 		return err
 	}
 	s.attach(ctx, old)
 	return nil
+}
+
+// bind2Feature is SASL2's inline <bind/> (XEP-0386 §2.2): the inline
+// features the modules handle, as <feature var=.../>.
+func (s *Session) bind2Feature() *stanza.Element {
+	b := stanza.New(stanza.NSBind2, "bind")
+	if ext := s.srv.ext; ext != nil {
+		if vars := ext.Bind2Features(); len(vars) > 0 {
+			inline := stanza.New(stanza.NSBind2, "inline")
+			for _, v := range vars {
+				inline.Append(stanza.New(stanza.NSBind2, "feature").Set("var", v))
+			}
+			b.Append(inline)
+		}
+	}
+	return b
 }
 
 // bind2Resource makes the resource of an inline bind: the client's <tag/>
@@ -795,6 +819,13 @@ func (s *Session) readStanzas(ctx context.Context) error {
 			continue // draining until the peer closes or the deadline ends the read
 		}
 		if el.Space != stanza.NSClient || el.Local != "message" && el.Local != "presence" && el.Local != "iq" {
+			// A nonza in a namespace a module claimed (XEP-0352's
+			// <active/>, ...) goes to that module with this session.
+			if el.Space != stanza.NSClient {
+				if ext := s.srv.ext; ext != nil && ext.HandleNonza(ctx, s.sess, el) {
+					continue
+				}
+			}
 			return &stanza.StreamError{Condition: "unsupported-stanza-type", Text: "<" + el.Local + "/> is not supported here"}
 		}
 		// RFC 6120 §8.1.2.1: 'from' must be this session's full or bare JID; we stamp the full one.

@@ -39,6 +39,10 @@ type Modules interface {
 	Run(ctx context.Context, stage xeps.Stage, el *stanza.Element, from, to stanza.JID) (xeps.Verdict, *stanza.Error)
 	HasSessionHooks() bool
 	RunSession(ctx context.Context, s *session.Session, el *stanza.Element) xeps.Verdict
+	// The seams of a bound client's stream (xeps/client.go).
+	Nonza(space string) xeps.NonzaFunc
+	Bind2Features() []string
+	Bind2(space string) xeps.Bind2Func
 }
 
 var _ Modules = (*xeps.Host)(nil)
@@ -545,4 +549,37 @@ func (r *Router) bounce(ctx context.Context, el *stanza.Element, err *stanza.Err
 		}
 	}
 	r.Route(ctx, reply)
+}
+
+// ---- a client stream's own elements (xeps/client.go) ----
+
+// HandleNonza hands a top-level element a bound client sent in a namespace a
+// module claimed to that module, with the session it came on. It reports
+// false when no module claims the namespace (c2s then answers as before).
+func (r *Router) HandleNonza(ctx context.Context, s Session, el *stanza.Element) bool {
+	fn := r.host.Nonza(el.Space)
+	if fn == nil {
+		return false
+	}
+	fn(ctx, s, el)
+	return true
+}
+
+// Bind2Features lists the namespaces modules advertise in SASL2's inline
+// <bind/> (XEP-0386).
+func (r *Router) Bind2Features() []string { return r.host.Bind2Features() }
+
+// Bind2 runs, after an inline bind bound s, the module of each child of the
+// client's <bind/> whose namespace one claimed, in the order of the
+// request, and returns what they add to <bound/>.
+func (r *Router) Bind2(ctx context.Context, s Session, req *stanza.Element) []*stanza.Element {
+	var out []*stanza.Element
+	for _, c := range req.Children() {
+		if fn := r.host.Bind2(c.Space); fn != nil {
+			if el := fn(ctx, s, c); el != nil {
+				out = append(out, el)
+			}
+		}
+	}
+	return out
 }

@@ -89,7 +89,9 @@ type Host struct {
 	pipe            pipeline // the stanza pipeline's hooks (pipeline.go)
 	services        services // the modules' own domains (domains.go)
 	accounts        accountHooks
-	modules         []Module // registered, in order, for Start and Stop
+	modules         []Module             // registered, in order, for Start and Stop
+	nonzas          map[string]NonzaFunc // client.go
+	bind2           []bind2Handler       // client.go
 
 	pending pendingIQs // server-originated IQ requests waiting for an answer
 
