@@ -6,6 +6,7 @@ import (
 	"github.com/xmppd/xmppd/xeps"
 	"github.com/xmppd/xmppd/xeps/blocking"
 	"github.com/xmppd/xmppd/xeps/caps"
+	"github.com/xmppd/xmppd/xeps/carbons"
 	"github.com/xmppd/xmppd/xeps/disco"
 	"github.com/xmppd/xmppd/xeps/entitytime"
 	"github.com/xmppd/xmppd/xeps/lastactivity"
@@ -28,6 +29,7 @@ func modules(cfg Config) []xeps.Module {
 		caps.New(),                 // XEP-0115: clients' entity capabilities, verified and cached (the server's own are disco's)
 		offline.New(cfg.Offline),   // XEP-0160: offline messages (with XEP-0203 delay, XEP-0334 hints)
 		blocking.New(cfg.Blocking), // XEP-0191: Blocking Command
+		carbons.New(),              // XEP-0280: Message Carbons; after blocking (nothing blocked is copied) and after mam (the copies carry its stanza-ids)
 		vcard.New(cfg.VCard),       // XEP-0054: vcard-temp
 		private.New(cfg.Private),   // XEP-0049: Private XML Storage
 		lastactivity.Module{},      // XEP-0012: Last Activity

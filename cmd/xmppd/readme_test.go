@@ -10,6 +10,7 @@ import (
 	"github.com/xmppd/xmppd/roster"
 	"github.com/xmppd/xmppd/xeps/blocking"
 	"github.com/xmppd/xmppd/xeps/caps"
+	"github.com/xmppd/xmppd/xeps/carbons"
 	"github.com/xmppd/xmppd/xeps/disco"
 	"github.com/xmppd/xmppd/xeps/entitytime"
 	"github.com/xmppd/xmppd/xeps/lastactivity"
@@ -47,6 +48,7 @@ var moduleXEPs = map[string][]string{
 	"caps":         {caps.XEP},
 	"offline":      {offline.XEP, "0203", "0334"},
 	"blocking":     {blocking.XEP},
+	"carbons":      {carbons.XEP, "0297"},
 	"vcard":        {vcard.XEP},
 	"private":      {private.XEP},
 	"lastactivity": {lastactivity.XEP},
