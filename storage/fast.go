@@ -114,7 +114,7 @@ func (db *DB) FastTokens(ctx context.Context, domain, local, clientID string) (F
 }
 
 // UpdateFastTokens changes the client's tokens with change, in a write
-// that concurrent logins share (bbolt's Batch: one commit for many; change
+// that concurrent logins share (DB.batch: one commit for many; change
 // may run more than once, so it must only set what it is given). creds is
 // the tag of the credentials the client proved in this login: when the
 // account's differ now, nothing is written and the error is
@@ -125,7 +125,7 @@ func (db *DB) UpdateFastTokens(ctx context.Context, domain, local, clientID stri
 		return err
 	}
 	key := fastKey(domain, local, clientID)
-	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+	err := db.batch(func(tx *bolt.Tx) error {
 		tag, err := currentTag(tx, domain, local)
 		if err != nil {
 			return err

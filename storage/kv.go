@@ -63,8 +63,8 @@ func (kv *boltKV) put(key, value []byte) func(tx *bolt.Tx) error {
 	}
 }
 
-// PutBatched implements KeyValue through bbolt's Batch: concurrent calls
-// from many goroutines share one commit, so one fsync, instead of one each.
+// PutBatched implements KeyValue through DB.batch: concurrent calls from
+// many goroutines share one commit, so one fsync, instead of one each.
 func (kv *boltKV) PutBatched(ctx context.Context, key, value []byte) error {
 	if len(key) == 0 {
 		return fmt.Errorf("storage: %s put: empty key", kv.bucket)
@@ -72,8 +72,8 @@ func (kv *boltKV) PutBatched(ctx context.Context, key, value []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// Batch may run the transaction more than once; a put is idempotent.
-	if err := kv.db.bolt.Batch(kv.put(key, value)); err != nil {
+	// batch may run the transaction more than once; a put is idempotent.
+	if err := kv.db.batch(kv.put(key, value)); err != nil {
 		return fmt.Errorf("storage: %s put: %w", kv.bucket, err)
 	}
 	return nil

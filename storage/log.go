@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -18,23 +19,40 @@ import (
 // owner and a NUL (UserKeyPrefix's form, so DeleteUser finds them), then a
 // kind byte:
 //
-//	owner NUL 'e' id                    the entry: 0x01, uvarint len(with), with, data
+//	owner NUL 'e' id                    the entry (encodeLogValue)
 //	owner NUL 'h'                       the owner's newest id ever issued
-//	owner NUL 'w' with NUL id           the 'with' index: empty value
+//	owner NUL 'w' with NUL first-id     the 'with' index: a posting chunk
+//	owner NUL 't' word NUL first-id     the full-text index: a posting chunk
 //
-// Ids are 8 bytes big-endian, so a cursor walks an owner's entries, and the
-// entries with one 'with', in id order, which is time order: Query seeks to
-// its first id and reads no more than the page (and one more entry, to
-// tell whether the page is the last). Owners and 'with' JIDs contain no NUL,
-// so no prefix is ambiguous.
+// Ids are 8 bytes big-endian, so a cursor walks an owner's entries in id
+// order, which is time order: Query seeks to its first id and reads no more
+// than the page (and one more entry, to tell whether the page is the
+// last). The indexes are posting lists (postings.go): the ids of the
+// entries with one 'with', or with one word (words.go) in their Text, a
+// chunk of ids per key. A Query with a 'with' or words walks their lists
+// together (a leapfrog join: each list seeks to the largest id any other
+// proposed), so it reads about as many chunks as the rarest list needs for
+// the page, never the whole archive. Owners, 'with' JIDs and words contain
+// no NUL, so no prefix is ambiguous. Every index key of an entry is
+// written and deleted in the transaction that writes or deletes the entry.
 const (
 	logPrefix = "log:"
 
 	logEntry = 'e'
 	logHigh  = 'h'
 	logWith  = 'w'
+	logWord  = 't'
 
-	logValueVersion = 1
+	// logValueV1 is an entry without text: 0x01, uvarint len(with), with,
+	// data. logValueV2 adds the text after with: uvarint 0 (none), or 1,
+	// uvarint len, the text, or 2, uvarint offset, uvarint len: the text
+	// is data[offset:offset+len] (a body without escapes), not stored twice.
+	logValueV1 = 1
+	logValueV2 = 2
+
+	textNone    = 0
+	textLiteral = 1
+	textInData  = 2
 
 	// maxLogMillis is the largest time an id can carry (year 10889).
 	maxLogMillis = 1<<48 - 1
@@ -91,34 +109,85 @@ func withPrefix(owner, with string) []byte {
 	return append(k, 0)
 }
 
-func encodeLogValue(with string, data []byte) []byte {
-	v := make([]byte, 0, 1+binary.MaxVarintLen64+len(with)+len(data))
-	v = append(v, logValueVersion)
+// wordPrefix is the index prefix of owner's entries holding word.
+func wordPrefix(owner, word string) []byte {
+	k := append(logKey(owner, logWord, len(word)+9), word...)
+	return append(k, 0)
+}
+
+func encodeLogValue(with, text string, data []byte) []byte {
+	v := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(with)+len(data))
+	v = append(v, logValueV2)
 	v = binary.AppendUvarint(v, uint64(len(with)))
 	v = append(v, with...)
+	switch i := bytes.Index(data, []byte(text)); {
+	case text == "":
+		v = append(v, textNone)
+	case i >= 0:
+		v = append(v, textInData)
+		v = binary.AppendUvarint(v, uint64(i))
+		v = binary.AppendUvarint(v, uint64(len(text)))
+	default:
+		v = append(v, textLiteral)
+		v = binary.AppendUvarint(v, uint64(len(text)))
+		v = append(v, text...)
+	}
 	return append(v, data...)
 }
 
-// splitLogValue splits a stored entry into its 'with' and its data, both
+// splitLogValue splits a stored entry into its 'with', text and data, all
 // v's own memory.
-func splitLogValue(id LogID, v []byte) (with, data []byte, err error) {
-	if len(v) == 0 || v[0] != logValueVersion {
-		return nil, nil, fmt.Errorf("storage: log entry %s: unknown encoding", id)
+func splitLogValue(id LogID, v []byte) (with, text, data []byte, err error) {
+	corrupt := fmt.Errorf("storage: log entry %s: corrupt", id)
+	if len(v) == 0 || (v[0] != logValueV1 && v[0] != logValueV2) {
+		return nil, nil, nil, fmt.Errorf("storage: log entry %s: unknown encoding", id)
 	}
-	n, k := binary.Uvarint(v[1:])
-	if k <= 0 || n > uint64(len(v)-1-k) {
-		return nil, nil, fmt.Errorf("storage: log entry %s: corrupt", id)
+	version := v[0]
+	v = v[1:]
+	n, k := binary.Uvarint(v)
+	if k <= 0 || n > uint64(len(v)-k) {
+		return nil, nil, nil, corrupt
 	}
-	return v[1+k : 1+k+int(n)], v[1+k+int(n):], nil
+	with, v = v[k:k+int(n)], v[k+int(n):]
+	if version == logValueV1 {
+		return with, nil, v, nil
+	}
+	if len(v) == 0 {
+		return nil, nil, nil, corrupt
+	}
+	kind := v[0]
+	v = v[1:]
+	switch kind {
+	case textNone:
+		return with, nil, v, nil
+	case textLiteral:
+		n, k := binary.Uvarint(v)
+		if k <= 0 || n > uint64(len(v)-k) {
+			return nil, nil, nil, corrupt
+		}
+		return with, v[k : k+int(n)], v[k+int(n):], nil
+	case textInData:
+		off, k1 := binary.Uvarint(v)
+		if k1 <= 0 {
+			return nil, nil, nil, corrupt
+		}
+		n, k2 := binary.Uvarint(v[k1:])
+		data = v[k1+max(k2, 0):]
+		if k2 <= 0 || off > uint64(len(data)) || n > uint64(len(data))-off {
+			return nil, nil, nil, corrupt
+		}
+		return with, data[off : off+n], data, nil
+	}
+	return nil, nil, nil, corrupt
 }
 
 // decodeLogValue is the entry stored as v, copied out of it.
 func decodeLogValue(id LogID, v []byte) (LogEntry, error) {
-	with, data, err := splitLogValue(id, v)
+	with, text, data, err := splitLogValue(id, v)
 	if err != nil {
 		return LogEntry{}, err
 	}
-	return LogEntry{ID: id, Time: id.Time(), With: string(with), Data: bytes.Clone(data)}, nil
+	return LogEntry{ID: id, Time: id.Time(), With: string(with), Data: bytes.Clone(data), Text: string(text)}, nil
 }
 
 // withCache hands out one string per 'with' among the last few seen, so a
@@ -149,8 +218,8 @@ func ceilMillis(t time.Time) int64 {
 	return min(max(ms, 0), maxLogMillis+1)
 }
 
-// Append implements Log. Concurrent Appends share commits (bbolt's Batch):
-// one fsync for many messages.
+// Append implements Log. Concurrent Appends share commits (DB.batch): one
+// fsync for many messages.
 func (l *boltLog) Append(ctx context.Context, owner string, e LogEntry) (LogID, error) {
 	if err := checkOwner(owner); err != nil {
 		return 0, err
@@ -169,18 +238,22 @@ func (l *boltLog) Append(ctx context.Context, owner string, e LogEntry) (LogID, 
 	if ms > maxLogMillis {
 		return 0, fmt.Errorf("storage: %s append: time %v out of range", l.bucket, t)
 	}
+	// Everything but the writes is done here, outside the single writer.
 	want := LogID(max(ms, 0)) << 16
-	value := encodeLogValue(e.With, e.Data)
+	ix := newEntryIndex(owner, e.With, e.Text)
+	value := encodeLogValue(e.With, e.Text, e.Data)
 	high := logKey(owner, logHigh, 0)
 	var id LogID
-	// Batch may run fn more than once (when another fn of its batch fails):
-	// every run starts again from what the transaction holds, and id is the
-	// committed run's.
-	err := l.db.bolt.Batch(func(tx *bolt.Tx) error {
+	// The batch may run fn more than once (when another fn of its batch
+	// fails): every run starts again from what the transaction holds, and
+	// id is the committed run's.
+	err := l.db.batch(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(l.bucket)
 		if err != nil {
 			return err
 		}
+		// Entries go at the end of their owner's range: pages split full.
+		b.FillPercent = appendFillPercent
 		next := max(want, 1)
 		if v := b.Get(high); len(v) == 8 {
 			last := LogID(binary.BigEndian.Uint64(v))
@@ -192,11 +265,8 @@ func (l *boltLog) Append(ctx context.Context, owner string, e LogEntry) (LogID, 
 		if err := b.Put(entryKey(owner, next), value); err != nil {
 			return err
 		}
-		if e.With != "" {
-			k := binary.BigEndian.AppendUint64(withPrefix(owner, e.With), uint64(next))
-			if err := b.Put(k, []byte{}); err != nil {
-				return err
-			}
+		if err := ix.add(b, next); err != nil {
+			return err
 		}
 		if err := b.Put(high, binary.BigEndian.AppendUint64(nil, uint64(next))); err != nil {
 			return err
@@ -208,6 +278,41 @@ func (l *boltLog) Append(ctx context.Context, owner string, e LogEntry) (LogID, 
 		return 0, fmt.Errorf("storage: %s append: %w", l.bucket, err)
 	}
 	return id, nil
+}
+
+// appendFillPercent is the bucket's fill when Append splits a page: keys
+// mostly arrive in order (an owner's ids, a list's last chunk), so the
+// left page stays nearly full rather than bbolt's default half.
+const appendFillPercent = 0.95
+
+// entryIndex is the posting lists one entry belongs to: its 'with' and its
+// words.
+type entryIndex struct {
+	lists [][]byte
+}
+
+func newEntryIndex(owner, with, text string) entryIndex {
+	var ix entryIndex
+	if with != "" {
+		ix.lists = append(ix.lists, withPrefix(owner, with))
+	}
+	if text != "" {
+		for _, w := range appendWords(nil, text) {
+			ix.lists = append(ix.lists, wordPrefix(owner, w))
+		}
+	}
+	return ix
+}
+
+// add puts id in the entry's lists.
+func (ix entryIndex) add(b *bolt.Bucket, id LogID) error {
+	p := postings{b: b}
+	for _, list := range ix.lists {
+		if err := p.add(list, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Get implements Log.
@@ -267,12 +372,37 @@ func (q LogQuery) bounds() (lo, hi LogID, ok bool) {
 	return lo, hi, lo <= hi
 }
 
+// maxQueryLoads bounds the posting chunks one Query decodes (~1 µs each):
+// a search whose words are each common but rarely together would
+// otherwise walk their lists to the end. Past it the error wraps
+// ErrBadQuery; a page of one or two words takes a few dozen.
+const maxQueryLoads = 100_000
+
+// queryWords checks q.Text and returns its words.
+func queryWords(q LogQuery) ([]string, error) {
+	if q.Text == "" {
+		return nil, nil
+	}
+	if len(q.Text) > MaxLogText {
+		return nil, fmt.Errorf("storage: full-text search of %d bytes, more than %d: %w", len(q.Text), MaxLogText, ErrBadQuery)
+	}
+	words := appendWords(nil, q.Text)
+	if len(words) > MaxLogTextWords {
+		return nil, fmt.Errorf("storage: full-text search of %d words, more than %d: %w", len(words), MaxLogTextWords, ErrBadQuery)
+	}
+	return words, nil
+}
+
 // Query implements Log.
 func (l *boltLog) Query(ctx context.Context, owner string, q LogQuery) (LogPage, error) {
 	if err := checkOwner(owner); err != nil {
 		return LogPage{}, err
 	}
 	if err := checkJID("log 'with'", q.With); err != nil {
+		return LogPage{}, err
+	}
+	words, err := queryWords(q)
+	if err != nil {
 		return LogPage{}, err
 	}
 	limit := q.Limit
@@ -284,73 +414,45 @@ func (l *boltLog) Query(ctx context.Context, owner string, q LogQuery) (LogPage,
 	if !ok {
 		return page, ctx.Err()
 	}
-	err := l.db.view(ctx, func(tx *bolt.Tx) error {
+	// The posting lists the entries must all be in.
+	var lists [][]byte
+	if q.With != "" {
+		lists = append(lists, withPrefix(owner, q.With))
+	}
+	for _, w := range words {
+		lists = append(lists, wordPrefix(owner, w))
+	}
+	err = l.db.view(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(l.bucket)
 		if b == nil {
 			return nil
 		}
-		var prefix []byte
-		if q.With == "" {
-			prefix = logKey(owner, logEntry, 8)
-		} else {
-			prefix = withPrefix(owner, q.With)
-		}
-		// selected returns the id of key k when k is one of the selection.
-		selected := func(k []byte) (LogID, bool) {
-			if len(k) != len(prefix)+8 || !bytes.HasPrefix(k, prefix) {
-				return 0, false
-			}
-			id := LogID(binary.BigEndian.Uint64(k[len(prefix):]))
-			return id, lo <= id && id <= hi
-		}
-		c := b.Cursor()
-		var k, v []byte
-		step := c.Next
-		if !q.Backward {
-			k, v = c.Seek(binary.BigEndian.AppendUint64(prefix, uint64(lo)))
-		} else {
-			// The last key at or before the upper bound.
-			target := binary.BigEndian.AppendUint64(prefix, uint64(hi))
-			k, v = c.Seek(target)
-			switch {
-			case k == nil:
-				k, v = c.Last()
-			case !bytes.Equal(k, target):
-				k, v = c.Prev()
-			}
-			step = c.Prev
-		}
 		page.Entries = make([]LogEntry, 0, min(limit, 64))
-		entry := logKey(owner, logEntry, 8) // reused for the lookups from the index
-		var entries *bolt.Cursor            // for them: a Get makes a cursor each time
 		var withs withCache
 		withs.intern([]byte(q.With))
 		size := 0
-		for ; ; k, v = step() {
-			i, ok := selected(k)
-			if !ok {
-				break
-			}
-			if len(page.Entries) == limit {
-				page.Complete = false // one more matches
-				break
-			}
-			if q.With != "" {
-				entry = binary.BigEndian.AppendUint64(entry[:len(owner)+2], uint64(i))
-				if entries == nil {
-					entries = b.Cursor()
-				}
-				var ek []byte
-				if ek, v = entries.Seek(entry); !bytes.Equal(ek, entry) {
-					continue // an index key without its entry; never written so
-				}
-			}
-			with, data, err := splitLogValue(i, v)
+		// add appends the entry id, v to the page.
+		add := func(id LogID, v []byte) error {
+			with, text, data, err := splitLogValue(id, v)
 			if err != nil {
 				return err
 			}
 			size += len(data)
-			page.Entries = append(page.Entries, LogEntry{ID: i, Time: i.Time(), With: withs.intern(with), Data: data})
+			e := LogEntry{ID: id, Time: id.Time(), With: withs.intern(with), Data: data}
+			if len(text) > 0 {
+				e.Text = string(text)
+			}
+			page.Entries = append(page.Entries, e)
+			return nil
+		}
+		var err error
+		if len(lists) == 0 {
+			page.Complete, err = l.scanEntries(b, owner, lo, hi, limit, q.Backward, add)
+		} else {
+			page.Complete, err = l.joinLists(b, owner, lists, lo, hi, limit, q.Backward, add)
+		}
+		if err != nil {
+			return err
 		}
 		// One copy out of the mmap for the whole page; each Data capped, so
 		// that an append to one cannot overwrite the next.
@@ -372,42 +474,319 @@ func (l *boltLog) Query(ctx context.Context, owner string, q LogQuery) (LogPage,
 	return page, nil
 }
 
+// scanEntries hands add the entries of owner in [lo, hi], at most limit,
+// from the oldest or (backward) the newest, and reports whether no more
+// matched.
+func (l *boltLog) scanEntries(b *bolt.Bucket, owner string, lo, hi LogID, limit int, backward bool, add func(LogID, []byte) error) (complete bool, err error) {
+	prefix := logKey(owner, logEntry, 8)
+	c := b.Cursor()
+	var k, v []byte
+	step := c.Next
+	if !backward {
+		k, v = c.Seek(binary.BigEndian.AppendUint64(prefix, uint64(lo)))
+	} else {
+		// The last key at or before the upper bound.
+		target := binary.BigEndian.AppendUint64(prefix, uint64(hi))
+		k, v = c.Seek(target)
+		switch {
+		case k == nil:
+			k, v = c.Last()
+		case !bytes.Equal(k, target):
+			k, v = c.Prev()
+		}
+		step = c.Prev
+	}
+	for n := 0; ; k, v = step() {
+		if len(k) != len(prefix)+8 || !bytes.HasPrefix(k, prefix) {
+			return true, nil
+		}
+		id := LogID(binary.BigEndian.Uint64(k[len(prefix):]))
+		if id < lo || id > hi {
+			return true, nil
+		}
+		if n == limit {
+			return false, nil // one more matches
+		}
+		if err := add(id, v); err != nil {
+			return false, err
+		}
+		n++
+	}
+}
+
+// joinLists hands add the entries of owner in [lo, hi] that are in every
+// one of lists, at most limit, from the oldest or (backward) the newest,
+// and reports whether no more matched. It leapfrogs: the candidate is the
+// largest (backward: smallest) id some list proposed, each list seeks to
+// it in turn, and an id all of them agree on is a match.
+func (l *boltLog) joinLists(b *bolt.Bucket, owner string, lists [][]byte, lo, hi LogID, limit int, backward bool, add func(LogID, []byte) error) (complete bool, err error) {
+	loads := 0
+	curs := make([]postCursor, len(lists))
+	for i, prefix := range lists {
+		curs[i] = postCursor{c: b.Cursor(), prefix: prefix, loads: &loads}
+	}
+	entries := b.Cursor()
+	entry := logKey(owner, logEntry, 8)
+	x := lo
+	if backward {
+		x = hi
+	}
+	for n := 0; ; {
+		agree := 0
+		for i := 0; agree < len(curs); i = (i + 1) % len(curs) {
+			var y LogID
+			if backward {
+				y = curs[i].le(x)
+			} else {
+				y = curs[i].ge(x)
+			}
+			if err := curs[i].err; err != nil {
+				return false, err
+			}
+			if y == 0 || y < lo || y > hi {
+				return true, nil
+			}
+			if loads > maxQueryLoads {
+				return false, fmt.Errorf("search reads more than %d index chunks: %w", maxQueryLoads, ErrBadQuery)
+			}
+			if y == x {
+				agree++
+			} else {
+				x, agree = y, 1
+			}
+		}
+		if n == limit {
+			return false, nil
+		}
+		entry = binary.BigEndian.AppendUint64(entry[:len(owner)+2], uint64(x))
+		if k, v := entries.Seek(entry); bytes.Equal(k, entry) { // else an index key without its entry; never written so
+			if err := add(x, v); err != nil {
+				return false, err
+			}
+			n++
+		}
+		if backward {
+			if x == lo {
+				return true, nil
+			}
+			x--
+		} else {
+			if x == hi {
+				return true, nil
+			}
+			x++
+		}
+	}
+}
+
+// endOf is the first id not before t: ids below it are older than t.
+// ok is false when no id is.
+func endOf(t time.Time) (end LogID, ok bool) {
+	ms := ceilMillis(t)
+	if t.IsZero() || ms == 0 {
+		return 0, false
+	}
+	if ms > maxLogMillis {
+		return math.MaxUint64, true
+	}
+	return LogID(ms) << 16, true
+}
+
 // DeleteRange implements Log, in write transactions of at most deleteChunk
 // entries each.
 func (l *boltLog) DeleteRange(ctx context.Context, owner string, before time.Time) (int, error) {
 	if err := checkOwner(owner); err != nil {
 		return 0, err
 	}
-	ms := ceilMillis(before)
-	if before.IsZero() || ms == 0 {
+	end, ok := endOf(before)
+	if !ok {
 		return 0, ctx.Err()
 	}
-	var end LogID = math.MaxUint64 // ids below end go
-	if ms <= maxLogMillis {
-		end = LogID(ms) << 16
+	total := 0
+	for {
+		n, more := 0, false
+		err := l.db.update(ctx, func(tx *bolt.Tx) error {
+			b := tx.Bucket(l.bucket)
+			if b == nil {
+				return nil
+			}
+			var err error
+			n, more, err = expireOwner(b, []byte(owner), end, deleteChunk)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("storage: %s delete range: %w", l.bucket, err)
+		}
+		total += n
+		if !more {
+			return total, nil
+		}
 	}
-	prefix := logKey(owner, logEntry, 8)
-	return l.deleteChunks(ctx, "delete range", owner, func(b *bolt.Bucket) (doomed [][]byte) {
-		c := b.Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(doomed) < deleteChunk; k, v = c.Next() {
-			if len(k) != len(prefix)+8 {
+}
+
+// defaultExpireMax is ExpireBefore's max when none is given: a few
+// milliseconds of writing.
+const defaultExpireMax = 2000
+
+// ExpireBefore implements Log: one write transaction, visiting the owners
+// in key order (a seek each, to the first key past the owner's) until max
+// entries are removed.
+func (l *boltLog) ExpireBefore(ctx context.Context, before time.Time, max int) (int, bool, error) {
+	if max <= 0 {
+		max = defaultExpireMax
+	}
+	end, ok := endOf(before)
+	if !ok {
+		return 0, false, ctx.Err()
+	}
+	n, more := 0, false
+	err := l.db.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(l.bucket)
+		if b == nil {
+			return nil
+		}
+		k, _ := b.Cursor().First()
+		for k != nil {
+			i := bytes.IndexByte(k, 0)
+			if i < 0 {
+				// Not a Log key; none is written so. Step over it.
+				k, _ = seekPast(b, k, nil)
 				continue
 			}
-			id := LogID(binary.BigEndian.Uint64(k[len(prefix):]))
-			if id >= end {
-				break
-			}
-			doomed = append(doomed, bytes.Clone(k))
-			with, _, err := splitLogValue(id, v)
+			owner := bytes.Clone(k[:i])
+			m, stopped, err := expireOwner(b, owner, end, max-n)
 			if err != nil {
-				continue // delete what cannot be read, without its index key
+				return err
 			}
-			if len(with) > 0 {
-				doomed = append(doomed, binary.BigEndian.AppendUint64(withPrefix(owner, string(with)), uint64(id)))
+			n += m
+			if stopped {
+				more = true
+				return nil
+			}
+			// Past every key of owner: owner NUL ... < owner 0x01.
+			k, _ = seekPast(b, owner, []byte{1})
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("storage: %s expire: %w", l.bucket, err)
+	}
+	return n, more, nil
+}
+
+// seekPast returns the first key at or after k+suffix (k itself when
+// suffix is nil and k is present: then the key after it).
+func seekPast(b *bolt.Bucket, k, suffix []byte) ([]byte, []byte) {
+	c := b.Cursor()
+	if suffix == nil {
+		target := append(bytes.Clone(k), 0)
+		return c.Seek(target)
+	}
+	return c.Seek(append(bytes.Clone(k), suffix...))
+}
+
+// expireOwner removes owner's entries with ids below end, at most max of
+// them, with their index entries, in b's transaction. stopped is true when
+// it stopped at max with more such entries left.
+func expireOwner(b *bolt.Bucket, owner []byte, end LogID, max int) (n int, stopped bool, err error) {
+	prefix := logKey(string(owner), logEntry, 8)
+	var doomed [][]byte
+	lists := make(map[string][]LogID) // list prefix -> ids to remove, ascending
+	var words []string
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); ; k, v = c.Next() {
+		if len(k) != len(prefix)+8 || !bytes.HasPrefix(k, prefix) {
+			break
+		}
+		id := LogID(binary.BigEndian.Uint64(k[len(prefix):]))
+		if id >= end {
+			break
+		}
+		if len(doomed) == max {
+			stopped = true
+			break
+		}
+		doomed = append(doomed, bytes.Clone(k))
+		with, text, _, err := splitLogValue(id, v)
+		if err != nil {
+			continue // delete what cannot be read, without its index keys
+		}
+		if len(with) > 0 {
+			l := string(withPrefix(string(owner), string(with)))
+			lists[l] = append(lists[l], id)
+		}
+		if len(text) > 0 {
+			words = appendWords(words[:0], string(text))
+			for _, w := range words {
+				l := string(wordPrefix(string(owner), w))
+				lists[l] = append(lists[l], id)
 			}
 		}
-		return doomed
+	}
+	for _, k := range doomed {
+		if err := b.Delete(k); err != nil {
+			return 0, false, err
+		}
+	}
+	p := postings{b: b}
+	// In key order, so that the index pages are visited in order.
+	for _, l := range slices.Sorted(maps.Keys(lists)) {
+		if err := p.remove([]byte(l), lists[l]); err != nil {
+			return 0, false, err
+		}
+	}
+	return len(doomed), stopped, nil
+}
+
+// Replace implements Log.
+func (l *boltLog) Replace(ctx context.Context, owner string, id LogID, e LogEntry) error {
+	if err := checkOwner(owner); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	newWords := appendWords(nil, e.Text)
+	err := l.db.batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(l.bucket)
+		if b == nil {
+			return ErrNotFound
+		}
+		key := entryKey(owner, id)
+		v := b.Get(key)
+		if v == nil {
+			return ErrNotFound
+		}
+		with, text, _, err := splitLogValue(id, v)
+		if err != nil {
+			return err
+		}
+		oldWords := appendWords(nil, string(text))
+		value := encodeLogValue(string(with), e.Text, e.Data)
+		if err := b.Put(key, value); err != nil {
+			return err
+		}
+		p := postings{b: b}
+		for _, w := range oldWords {
+			if _, found := slices.BinarySearch(newWords, w); !found {
+				if err := p.remove(wordPrefix(owner, w), []LogID{id}); err != nil {
+					return err
+				}
+			}
+		}
+		for _, w := range newWords {
+			if _, found := slices.BinarySearch(oldWords, w); !found {
+				if err := p.add(wordPrefix(owner, w), id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("storage: %s replace %s: %w", l.bucket, id, err)
+	}
+	return nil
 }
 
 // DeleteOwner implements Log, in write transactions of at most deleteChunk
@@ -460,14 +839,4 @@ func (l *boltLog) deleteChunks(ctx context.Context, op, owner string, collect fu
 			return total, nil
 		}
 	}
-}
-
-// Replace implements Log.
-func (l *boltLog) Replace(ctx context.Context, owner string, id LogID, e LogEntry) error {
-	return fmt.Errorf("storage: %s replace: not implemented yet", l.bucket)
-}
-
-// ExpireBefore implements Log.
-func (l *boltLog) ExpireBefore(ctx context.Context, before time.Time, max int) (int, bool, error) {
-	return 0, false, fmt.Errorf("storage: %s expire: not implemented yet", l.bucket)
 }

@@ -42,11 +42,11 @@ func TestLogLayout(t *testing.T) {
 	db := openTemp(t)
 	l := db.Log("archive")
 	at := time.UnixMilli(0x0102030405).UTC()
-	id1, err := l.Append(ctx, "a@x", LogEntry{Time: at, With: "b@x", Data: []byte("one")})
+	id1, err := l.Append(ctx, "a@x", LogEntry{Time: at, With: "b@x", Data: []byte("<one/>"), Text: "one"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	id2, err := l.Append(ctx, "a@x", LogEntry{Time: at, Data: []byte("two")})
+	id2, err := l.Append(ctx, "a@x", LogEntry{Time: at, Data: []byte("two"), Text: "Zwei, zwei"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,14 +57,20 @@ func TestLogLayout(t *testing.T) {
 		"a@x\x00e\x00\x01\x02\x03\x04\x05\x00\x00",
 		"a@x\x00e\x00\x01\x02\x03\x04\x05\x00\x01",
 		"a@x\x00h",
+		"a@x\x00tone\x00\x00\x01\x02\x03\x04\x05\x00\x00",
+		"a@x\x00tzwei\x00\x00\x01\x02\x03\x04\x05\x00\x01",
 		"a@x\x00wb@x\x00\x00\x01\x02\x03\x04\x05\x00\x00",
 	}
 	if got := logKeys(t, db, "archive", ""); !reflect.DeepEqual(got, want) {
 		t.Fatalf("keys\n%q\nwant\n%q", got, want)
 	}
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket([]byte("log:archive")).Get([]byte(want[0]))
-		if !bytes.Equal(v, []byte("\x01\x03b@xone")) {
+		b := tx.Bucket([]byte("log:archive"))
+		// The text found in the data is stored as its offset and length.
+		if v := b.Get([]byte(want[0])); !bytes.Equal(v, []byte("\x02\x03b@x\x02\x01\x03<one/>")) {
+			t.Errorf("value %q", v)
+		}
+		if v := b.Get([]byte(want[1])); !bytes.Equal(v, []byte("\x02\x00\x01\x0aZwei, zweitwo")) {
 			t.Errorf("value %q", v)
 		}
 		return nil
@@ -107,7 +113,7 @@ func TestLogDeleteChunks(t *testing.T) {
 		for _, owner := range []string{"a@x", "b@x"} {
 			for i := 1; i <= n; i++ {
 				id := LogID(i)
-				if err := b.Put(entryKey(owner, id), encodeLogValue("c@x", nil)); err != nil {
+				if err := b.Put(entryKey(owner, id), encodeLogValue("c@x", "", nil)); err != nil {
 					return err
 				}
 				if err := b.Put(binary.BigEndian.AppendUint64(withPrefix(owner, "c@x"), uint64(id)), []byte{}); err != nil {
@@ -303,7 +309,7 @@ func BenchmarkLogQuery(b *testing.B) {
 				mid = id
 			}
 			w := withs[i%len(withs)]
-			if err := bk.Put(entryKey(owner, id), encodeLogValue(w, payload)); err != nil {
+			if err := bk.Put(entryKey(owner, id), encodeLogValue(w, "", payload)); err != nil {
 				return err
 			}
 			if err := bk.Put(binary.BigEndian.AppendUint64(withPrefix(owner, w), uint64(id)), []byte{}); err != nil {

@@ -74,8 +74,9 @@ type Options struct {
 
 // DB is an open database. It is safe for concurrent use.
 type DB struct {
-	bolt *bolt.DB
-	path string
+	bolt  *bolt.DB
+	path  string
+	group groupCommit // DB.batch
 }
 
 // Open opens (creating if needed) the database at path. The parent directory

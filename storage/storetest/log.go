@@ -34,6 +34,12 @@ func Log(t *testing.T, open Opener[storage.Log]) {
 		{"Reopen", logReopen},
 		{"Concurrent", logConcurrent},
 		{"Context", logContext},
+		{"Text", logText},
+		{"TextFolding", logTextFolding},
+		{"TextLimits", logTextLimits},
+		{"Replace", logReplace},
+		{"Expire", logExpire},
+		{"TextAfterDeleteOwner", logTextAfterDeleteOwner},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
@@ -98,7 +104,8 @@ func (m *model) match(q storage.LogQuery) []storage.LogEntry {
 			q.Before != 0 && e.ID >= q.Before,
 			!q.Start.IsZero() && e.Time.Before(q.Start),
 			!q.End.IsZero() && e.Time.After(q.End),
-			q.With != "" && e.With != q.With:
+			q.With != "" && e.With != q.With,
+			!hasWords(e.Text, q.Text):
 			continue
 		}
 		out = append(out, e)
@@ -119,6 +126,8 @@ func sameEntry(got, want storage.LogEntry) string {
 		return fmt.Sprintf("%s: with %q, want %q", got.ID, got.With, want.With)
 	case !bytes.Equal(got.Data, want.Data):
 		return fmt.Sprintf("%s: data %q, want %q", got.ID, got.Data, want.Data)
+	case got.Text != want.Text:
+		return fmt.Sprintf("%s: text %q, want %q", got.ID, got.Text, want.Text)
 	}
 	return ""
 }
