@@ -22,6 +22,7 @@ import (
 	"github.com/xmppd/xmppd/c2s/auth"
 	"github.com/xmppd/xmppd/s2s"
 	"github.com/xmppd/xmppd/xeps/blocking"
+	"github.com/xmppd/xmppd/xeps/mam"
 	"github.com/xmppd/xmppd/xeps/offline"
 	"github.com/xmppd/xmppd/xeps/private"
 	"github.com/xmppd/xmppd/xeps/vcard"
@@ -43,6 +44,7 @@ type Config struct {
 	// The modules' sections, one per module that has settings.
 	Offline  offline.Config  `toml:"offline"`
 	Blocking blocking.Config `toml:"blocking"`
+	Archive  mam.Config      `toml:"archive"`
 	VCard    vcard.Config    `toml:"vcard"`
 	Private  private.Config  `toml:"private"`
 }
@@ -58,6 +60,7 @@ func (c Config) moduleSections() []moduleSection {
 	return []moduleSection{
 		{"offline", c.Offline},
 		{"blocking", c.Blocking},
+		{"archive", c.Archive},
 		{"vcard", c.VCard},
 		{"private", c.Private},
 	}
@@ -187,6 +190,7 @@ func DefaultConfig() Config {
 		},
 		Offline:  offline.DefaultConfig(),
 		Blocking: blocking.DefaultConfig(),
+		Archive:  mam.DefaultConfig(),
 		VCard:    vcard.DefaultConfig(),
 		Private:  private.DefaultConfig(),
 	}

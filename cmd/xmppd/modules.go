@@ -10,6 +10,7 @@ import (
 	"github.com/xmppd/xmppd/xeps/disco"
 	"github.com/xmppd/xmppd/xeps/entitytime"
 	"github.com/xmppd/xmppd/xeps/lastactivity"
+	"github.com/xmppd/xmppd/xeps/mam"
 	"github.com/xmppd/xmppd/xeps/offline"
 	"github.com/xmppd/xmppd/xeps/ping"
 	"github.com/xmppd/xmppd/xeps/private"
@@ -29,6 +30,7 @@ func modules(cfg Config) []xeps.Module {
 		caps.New(),                 // XEP-0115: clients' entity capabilities, verified and cached (the server's own are disco's)
 		offline.New(cfg.Offline),   // XEP-0160: offline messages (with XEP-0203 delay, XEP-0334 hints)
 		blocking.New(cfg.Blocking), // XEP-0191: Blocking Command
+		mam.New(cfg.Archive),       // XEP-0313: Message Archive Management (XEP-0359 stanza-id, XEP-0441 prefs, XEP-0431 search); after blocking, so that what it drops is not archived
 		carbons.New(),              // XEP-0280: Message Carbons; after blocking (nothing blocked is copied) and after mam (the copies carry its stanza-ids)
 		vcard.New(cfg.VCard),       // XEP-0054: vcard-temp
 		private.New(cfg.Private),   // XEP-0049: Private XML Storage
