@@ -49,6 +49,18 @@ func (u *mamUser) nextMessage() *stanza.Element {
 	}
 }
 
+// settle pings the server and skips whatever arrives before the answer:
+// everything u sent before has been routed.
+func (u *mamUser) settle() {
+	u.t.Helper()
+	u.send("<iq type='get' id='settle' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	for {
+		if el := u.next(); el.Local == "iq" && el.Get("id") == "settle" {
+			return
+		}
+	}
+}
+
 // chat sends n chat messages to 'to' and returns their bodies.
 func (u *mamUser) chat(to string, n int, prefix string) []string {
 	var bodies []string
@@ -520,5 +532,74 @@ func TestMAMVersion1(t *testing.T) {
 	}
 	if r := alice.next(); r.Child("urn:xmpp:mam:1", "fin").Get("complete") != "true" {
 		t.Fatalf("fin: %s", r)
+	}
+}
+
+// TestMAMFulltext: XEP-0431 search, combined with the other filters and
+// paged like any query.
+func TestMAMFulltext(t *testing.T) {
+	srv := startTestServer(t, nil)
+	alice, bob, carol := mamLogin(t, srv, "alice"), mamLogin(t, srv, "bob"), mamLogin(t, srv, "carol")
+	for _, b := range []string{"the quick brown fox", "a lazy dog", "Quick thinking", "nothing here"} {
+		alice.send("<message type='chat' to='bob@localhost'><body>" + b + "</body></message>")
+	}
+	alice.send("<message type='chat' to='carol@localhost'><body>quick to carol</body></message>")
+	alice.sync()
+	_ = bob
+	_ = carol
+	ft := func(s string) string { return field("{urn:xmpp:fulltext:0}fulltext", s) }
+	cases := []struct {
+		name, form, set string
+		want            []string
+	}{
+		{"one word", ft("quick"), "", []string{"the quick brown fox", "Quick thinking", "quick to carol"}},
+		{"two words", ft("quick fox"), "", []string{"the quick brown fox"}},
+		{"with", ft("quick") + field("with", "carol@localhost"), "", []string{"quick to carol"}},
+		{"paged", ft("quick"), "<max>2</max><before/>", []string{"Quick thinking", "quick to carol"}},
+		{"no match", ft("elephant"), "", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := alice.query(queryID(c.name), "", c.form, c.set)
+			if p.fin == nil {
+				t.Fatalf("no fin: %s", p.iq)
+			}
+			if !slicesEqual(p.bodies(), c.want) {
+				t.Fatalf("got %q, want %q", p.bodies(), c.want)
+			}
+		})
+	}
+	// Too many words: refused, not searched.
+	p := alice.query("many", "", ft(strings.Repeat("w ", 40)+"x y z a b c d e f g h i j k l m n o p q r s t u v"), "")
+	if e := stanza.ParseError(p.iq); e == nil || e.Condition != "not-acceptable" {
+		t.Fatalf("too many words: %s", p.iq)
+	}
+}
+
+// TestMAMRetraction: a retraction (XEP-0424) replaces the retracted
+// message in both archives by a tombstone; the retraction itself is kept.
+func TestMAMRetraction(t *testing.T) {
+	srv := startTestServer(t, nil)
+	alice, bob := mamLogin(t, srv, "alice"), mamLogin(t, srv, "bob")
+	alice.send("<message type='chat' to='bob@localhost' id='m1'><body>oops</body><origin-id xmlns='urn:xmpp:sid:0' id='orig-1'/></message>")
+	alice.send("<message type='chat' to='bob@localhost' id='m2'><body>fine</body><origin-id xmlns='urn:xmpp:sid:0' id='orig-2'/></message>")
+	alice.sync()
+	// bob may not retract alice's message.
+	bob.send("<message type='chat' to='alice@localhost' id='r0'><retract xmlns='urn:xmpp:message-retract:1' id='orig-2'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:message-retract:1'/><body>retracted</body></message>")
+	bob.settle()
+	alice.send("<message type='chat' to='bob@localhost' id='r1'><retract xmlns='urn:xmpp:message-retract:1' id='orig-1'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:message-retract:1'/><body>This person attempted to retract a previous message</body><store xmlns='urn:xmpp:hints'/></message>")
+	alice.settle()
+	for _, who := range []*mamUser{alice, bob} {
+		p := who.query("q", "", "", "")
+		if len(p.results) != 4 {
+			t.Fatalf("%s: %d results", who.bare, len(p.results))
+		}
+		first := p.results[0].Child("urn:xmpp:forward:0", "forwarded").Child(stanza.NSClient, "message")
+		if first.Child(stanza.NSClient, "body") != nil || first.Child("urn:xmpp:message-retract:1", "retracted") == nil || first.Get("id") != "m1" {
+			t.Fatalf("%s: retracted message not a tombstone: %s", who.bare, first)
+		}
+		if b := p.bodies()[1]; b != "fine" {
+			t.Fatalf("%s: second message %q: another's retraction was applied", who.bare, b)
+		}
 	}
 }
