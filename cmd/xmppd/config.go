@@ -25,6 +25,7 @@ import (
 	"github.com/xmppd/xmppd/xeps/mam"
 	"github.com/xmppd/xmppd/xeps/offline"
 	"github.com/xmppd/xmppd/xeps/private"
+	"github.com/xmppd/xmppd/xeps/push"
 	"github.com/xmppd/xmppd/xeps/vcard"
 )
 
@@ -47,6 +48,7 @@ type Config struct {
 	Archive  mam.Config      `toml:"archive"`
 	VCard    vcard.Config    `toml:"vcard"`
 	Private  private.Config  `toml:"private"`
+	Push     push.Config     `toml:"push"`
 }
 
 // moduleSection is a module's config section as Validate sees it.
@@ -63,6 +65,7 @@ func (c Config) moduleSections() []moduleSection {
 		{"archive", c.Archive},
 		{"vcard", c.VCard},
 		{"private", c.Private},
+		{"push", c.Push},
 	}
 }
 
@@ -193,6 +196,7 @@ func DefaultConfig() Config {
 		Archive:  mam.DefaultConfig(),
 		VCard:    vcard.DefaultConfig(),
 		Private:  private.DefaultConfig(),
+		Push:     push.DefaultConfig(),
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/xmppd/xmppd/xeps/offline"
 	"github.com/xmppd/xmppd/xeps/ping"
 	"github.com/xmppd/xmppd/xeps/private"
+	"github.com/xmppd/xmppd/xeps/push"
 	"github.com/xmppd/xmppd/xeps/vcard"
 	swversion "github.com/xmppd/xmppd/xeps/version"
 )
@@ -28,6 +29,7 @@ func modules(cfg Config) []xeps.Module {
 		rosterMod,                  // RFC 6121 §2-3 rosters and subscriptions, XEP-0237 roster versioning
 		presence.New(rosterMod),    // RFC 6121 §4 presence (subscriptions are the roster's)
 		caps.New(),                 // XEP-0115: clients' entity capabilities, verified and cached (the server's own are disco's)
+		push.New(cfg.Push),         // XEP-0357: Push Notifications; before offline, whose Undeliverable hook consumes what push must see
 		offline.New(cfg.Offline),   // XEP-0160: offline messages (with XEP-0203 delay, XEP-0334 hints)
 		blocking.New(cfg.Blocking), // XEP-0191: Blocking Command
 		mam.New(cfg.Archive),       // XEP-0313: Message Archive Management (XEP-0359 stanza-id, XEP-0441 prefs, XEP-0431 search); after blocking, so that what it drops is not archived

@@ -17,6 +17,7 @@ import (
 	"github.com/xmppd/xmppd/xeps/offline"
 	"github.com/xmppd/xmppd/xeps/ping"
 	"github.com/xmppd/xmppd/xeps/private"
+	"github.com/xmppd/xmppd/xeps/push"
 	"github.com/xmppd/xmppd/xeps/vcard"
 	swversion "github.com/xmppd/xmppd/xeps/version"
 )
@@ -51,6 +52,7 @@ var moduleXEPs = map[string][]string{
 	"carbons":      {carbons.XEP, "0297"},
 	"vcard":        {vcard.XEP},
 	"private":      {private.XEP},
+	"push":         {push.XEP},
 	"lastactivity": {lastactivity.XEP},
 }
 
