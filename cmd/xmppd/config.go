@@ -22,6 +22,7 @@ import (
 	"github.com/xmppd/xmppd/c2s/auth"
 	"github.com/xmppd/xmppd/s2s"
 	"github.com/xmppd/xmppd/xeps/blocking"
+	"github.com/xmppd/xmppd/xeps/csi"
 	"github.com/xmppd/xmppd/xeps/mam"
 	"github.com/xmppd/xmppd/xeps/offline"
 	"github.com/xmppd/xmppd/xeps/private"
@@ -49,6 +50,7 @@ type Config struct {
 	VCard    vcard.Config    `toml:"vcard"`
 	Private  private.Config  `toml:"private"`
 	Push     push.Config     `toml:"push"`
+	CSI      csi.Config      `toml:"csi"`
 }
 
 // moduleSection is a module's config section as Validate sees it.
@@ -66,6 +68,7 @@ func (c Config) moduleSections() []moduleSection {
 		{"vcard", c.VCard},
 		{"private", c.Private},
 		{"push", c.Push},
+		{"csi", c.CSI},
 	}
 }
 
@@ -197,6 +200,7 @@ func DefaultConfig() Config {
 		VCard:    vcard.DefaultConfig(),
 		Private:  private.DefaultConfig(),
 		Push:     push.DefaultConfig(),
+		CSI:      csi.DefaultConfig(),
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/xmppd/xmppd/xeps/blocking"
 	"github.com/xmppd/xmppd/xeps/caps"
 	"github.com/xmppd/xmppd/xeps/carbons"
+	"github.com/xmppd/xmppd/xeps/csi"
 	"github.com/xmppd/xmppd/xeps/disco"
 	"github.com/xmppd/xmppd/xeps/entitytime"
 	"github.com/xmppd/xmppd/xeps/lastactivity"
@@ -34,6 +35,7 @@ func modules(cfg Config) []xeps.Module {
 		blocking.New(cfg.Blocking), // XEP-0191: Blocking Command
 		mam.New(cfg.Archive),       // XEP-0313: Message Archive Management (XEP-0359 stanza-id, XEP-0441 prefs, XEP-0431 search); after blocking, so that what it drops is not archived
 		carbons.New(),              // XEP-0280: Message Carbons; after blocking (nothing blocked is copied) and after mam (the copies carry its stanza-ids)
+		csi.New(cfg.CSI),           // XEP-0352: Client State Indication; its ForSession hook after push's (a hibernated session is notified whatever it holds)
 		vcard.New(cfg.VCard),       // XEP-0054: vcard-temp
 		private.New(cfg.Private),   // XEP-0049: Private XML Storage
 		lastactivity.Module{},      // XEP-0012: Last Activity

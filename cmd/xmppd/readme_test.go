@@ -11,6 +11,7 @@ import (
 	"github.com/xmppd/xmppd/xeps/blocking"
 	"github.com/xmppd/xmppd/xeps/caps"
 	"github.com/xmppd/xmppd/xeps/carbons"
+	"github.com/xmppd/xmppd/xeps/csi"
 	"github.com/xmppd/xmppd/xeps/disco"
 	"github.com/xmppd/xmppd/xeps/entitytime"
 	"github.com/xmppd/xmppd/xeps/lastactivity"
@@ -53,6 +54,7 @@ var moduleXEPs = map[string][]string{
 	"vcard":        {vcard.XEP},
 	"private":      {private.XEP},
 	"push":         {push.XEP},
+	"csi":          {csi.XEP},
 	"lastactivity": {lastactivity.XEP},
 }
 

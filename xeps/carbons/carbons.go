@@ -3,8 +3,9 @@
 // and the <no-copy/> hint of XEP-0334: Message Processing Hints (0.3.0).
 //
 // A resource enables or disables carbons for itself with an iq set of
-// <enable/> or <disable/> (§4, §5); the state lasts for the session and is
-// forgotten when it ends. Enabling twice, or disabling while disabled, is
+// <enable/> or <disable/> (§4, §5), or inline at resource binding with an
+// <enable/> in Bind 2's <bind/> (XEP-0386); the state lasts for the session
+// (a resumed one keeps it) and is forgotten when it ends. Enabling twice, or disabling while disabled, is
 // answered with a result (§8.1).
 //
 // Which messages are copied (§6 gives rules a server MAY use; these are
@@ -112,6 +113,15 @@ func (m *Module) Register(h *xeps.Host) error {
 	h.Hook(xeps.FromClient, c.sent)
 	h.Hook(xeps.ForAccount, c.received)
 	h.OnSessionClosed(func(_ context.Context, s xeps.Session) { c.set(s, false) })
+	// Bind 2 (XEP-0386 §5): <enable xmlns='urn:xmpp:carbons:2'/> in the
+	// client's <bind/> enables carbons for the new session before it can
+	// miss a message.
+	h.HandleBind2(NS, func(_ context.Context, s xeps.Session, req *stanza.Element) *stanza.Element {
+		if req.Local == "enable" {
+			c.set(s, true)
+		}
+		return nil
+	})
 	return nil
 }
 
