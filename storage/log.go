@@ -49,6 +49,7 @@ const (
 	// is data[offset:offset+len] (a body without escapes), not stored twice.
 	logValueV1 = 1
 	logValueV2 = 2
+	logValueV3 = 3 // as V2, the data packed (xmlpack.go)
 
 	textNone    = 0
 	textLiteral = 1
@@ -115,7 +116,7 @@ func wordPrefix(owner, word string) []byte {
 	return append(k, 0)
 }
 
-func encodeLogValue(with, text string, data []byte) []byte {
+func encodeLogValue(owner, with, text string, data []byte) []byte {
 	v := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(with)+len(data))
 	v = append(v, logValueV2)
 	v = binary.AppendUvarint(v, uint64(len(with)))
@@ -132,62 +133,125 @@ func encodeLogValue(with, text string, data []byte) []byte {
 		v = binary.AppendUvarint(v, uint64(len(text)))
 		v = append(v, text...)
 	}
+	if packed, ok := packXML(v, data, with, owner); ok {
+		packed[0] = logValueV3
+		return packed
+	}
 	return append(v, data...)
 }
 
-// splitLogValue splits a stored entry into its 'with', text and data, all
-// v's own memory.
-func splitLogValue(id LogID, v []byte) (with, text, data []byte, err error) {
+// logValue is a stored entry, parsed; its slices are the stored value's.
+type logValue struct {
+	with   []byte
+	data   []byte // as stored: packed (xmlpack.go) when packed
+	packed bool
+	text   []byte // the text when stored on its own
+	// The text within the (unpacked) data, when inData.
+	textOff, textLen uint64
+	inData           bool
+}
+
+// parseLogValue parses a stored entry.
+func parseLogValue(id LogID, v []byte) (lv logValue, err error) {
 	corrupt := fmt.Errorf("storage: log entry %s: corrupt", id)
-	if len(v) == 0 || (v[0] != logValueV1 && v[0] != logValueV2) {
-		return nil, nil, nil, fmt.Errorf("storage: log entry %s: unknown encoding", id)
+	if len(v) == 0 || v[0] < logValueV1 || v[0] > logValueV3 {
+		return lv, fmt.Errorf("storage: log entry %s: unknown encoding", id)
 	}
 	version := v[0]
 	v = v[1:]
 	n, k := binary.Uvarint(v)
 	if k <= 0 || n > uint64(len(v)-k) {
-		return nil, nil, nil, corrupt
+		return lv, corrupt
 	}
-	with, v = v[k:k+int(n)], v[k+int(n):]
+	lv.with, v = v[k:k+int(n)], v[k+int(n):]
 	if version == logValueV1 {
-		return with, nil, v, nil
+		lv.data = v
+		return lv, nil
 	}
+	lv.packed = version == logValueV3
 	if len(v) == 0 {
-		return nil, nil, nil, corrupt
+		return lv, corrupt
 	}
 	kind := v[0]
 	v = v[1:]
 	switch kind {
 	case textNone:
-		return with, nil, v, nil
 	case textLiteral:
 		n, k := binary.Uvarint(v)
 		if k <= 0 || n > uint64(len(v)-k) {
-			return nil, nil, nil, corrupt
+			return lv, corrupt
 		}
-		return with, v[k : k+int(n)], v[k+int(n):], nil
+		lv.text, v = v[k:k+int(n)], v[k+int(n):]
 	case textInData:
 		off, k1 := binary.Uvarint(v)
 		if k1 <= 0 {
-			return nil, nil, nil, corrupt
+			return lv, corrupt
 		}
 		n, k2 := binary.Uvarint(v[k1:])
-		data = v[k1+max(k2, 0):]
-		if k2 <= 0 || off > uint64(len(data)) || n > uint64(len(data))-off {
-			return nil, nil, nil, corrupt
+		if k2 <= 0 || off > 1<<32 || n > 1<<32 {
+			return lv, corrupt
 		}
-		return with, data[off : off+n], data, nil
+		lv.inData, lv.textOff, lv.textLen = true, off, n
+		v = v[k1+k2:]
+	default:
+		return lv, corrupt
 	}
-	return nil, nil, nil, corrupt
+	lv.data = v
+	if !lv.packed && lv.inData && lv.textOff+lv.textLen > uint64(len(v)) {
+		return lv, corrupt
+	}
+	return lv, nil
 }
 
-// decodeLogValue is the entry stored as v, copied out of it.
-func decodeLogValue(id LogID, v []byte) (LogEntry, error) {
-	with, text, data, err := splitLogValue(id, v)
+// appendData appends the entry's data, unpacked, to dst, and returns it
+// and the text (a slice of what it appended, or of the stored value).
+func (lv logValue) appendData(dst []byte, owner string) (out, text []byte, err error) {
+	start := len(dst)
+	if lv.packed {
+		if dst, err = unpackXML(dst, lv.data, string(lv.with), owner); err != nil {
+			return dst, nil, err
+		}
+	} else {
+		dst = append(dst, lv.data...)
+	}
+	if !lv.inData {
+		return dst, lv.text, nil
+	}
+	data := dst[start:]
+	if lv.textOff+lv.textLen > uint64(len(data)) {
+		return dst, nil, errPacked
+	}
+	return dst, data[lv.textOff : lv.textOff+lv.textLen], nil
+}
+
+// entryText returns the 'with' and the text of the stored entry v, both
+// in v or in a new buffer.
+func entryText(id LogID, owner string, v []byte) (with, text []byte, err error) {
+	lv, err := parseLogValue(id, v)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !lv.inData {
+		return lv.with, lv.text, nil
+	}
+	if !lv.packed {
+		return lv.with, lv.data[lv.textOff : lv.textOff+lv.textLen], nil
+	}
+	_, text, err = lv.appendData(nil, owner)
+	return lv.with, text, err
+}
+
+// decodeLogValue is owner's entry stored as v, copied out of it.
+func decodeLogValue(id LogID, owner string, v []byte) (LogEntry, error) {
+	lv, err := parseLogValue(id, v)
 	if err != nil {
 		return LogEntry{}, err
 	}
-	return LogEntry{ID: id, Time: id.Time(), With: string(with), Data: bytes.Clone(data), Text: string(text)}, nil
+	data, text, err := lv.appendData(nil, owner)
+	if err != nil {
+		return LogEntry{}, fmt.Errorf("storage: log entry %s: %w", id, err)
+	}
+	return LogEntry{ID: id, Time: id.Time(), With: string(lv.with), Data: data, Text: string(text)}, nil
 }
 
 // withCache hands out one string per 'with' among the last few seen, so a
@@ -241,7 +305,7 @@ func (l *boltLog) Append(ctx context.Context, owner string, e LogEntry) (LogID, 
 	// Everything but the writes is done here, outside the single writer.
 	want := LogID(max(ms, 0)) << 16
 	ix := newEntryIndex(owner, e.With, e.Text)
-	value := encodeLogValue(e.With, e.Text, e.Data)
+	value := encodeLogValue(owner, e.With, e.Text, e.Data)
 	high := logKey(owner, logHigh, 0)
 	var id LogID
 	// The batch may run fn more than once (when another fn of its batch
@@ -252,32 +316,39 @@ func (l *boltLog) Append(ctx context.Context, owner string, e LogEntry) (LogID, 
 		if err != nil {
 			return err
 		}
-		// Entries go at the end of their owner's range: pages split full.
-		b.FillPercent = appendFillPercent
-		next := max(want, 1)
-		if v := b.Get(high); len(v) == 8 {
-			last := LogID(binary.BigEndian.Uint64(v))
-			if last == math.MaxUint64 {
-				return errors.New("ids exhausted")
-			}
-			next = max(next, last+1)
-		}
-		if err := b.Put(entryKey(owner, next), value); err != nil {
-			return err
-		}
-		if err := ix.add(b, next); err != nil {
-			return err
-		}
-		if err := b.Put(high, binary.BigEndian.AppendUint64(nil, uint64(next))); err != nil {
-			return err
-		}
-		id = next
-		return nil
+		id, err = appendIn(b, owner, high, want, value, ix)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("storage: %s append: %w", l.bucket, err)
 	}
 	return id, nil
+}
+
+// appendIn writes an entry (value, ix) of owner at the time of want or
+// after the newest, in b's transaction, and returns its id. high is owner's
+// high-water key.
+func appendIn(b *bolt.Bucket, owner string, high []byte, want LogID, value []byte, ix entryIndex) (LogID, error) {
+	// Entries go at the end of their owner's range: pages split full.
+	b.FillPercent = appendFillPercent
+	next := max(want, 1)
+	if v := b.Get(high); len(v) == 8 {
+		last := LogID(binary.BigEndian.Uint64(v))
+		if last == math.MaxUint64 {
+			return 0, errors.New("ids exhausted")
+		}
+		next = max(next, last+1)
+	}
+	if err := b.Put(entryKey(owner, next), value); err != nil {
+		return 0, err
+	}
+	if err := ix.add(b, next); err != nil {
+		return 0, err
+	}
+	if err := b.Put(high, binary.BigEndian.AppendUint64(nil, uint64(next))); err != nil {
+		return 0, err
+	}
+	return next, nil
 }
 
 // appendFillPercent is the bucket's fill when Append splits a page: keys
@@ -331,7 +402,7 @@ func (l *boltLog) Get(ctx context.Context, owner string, id LogID) (LogEntry, er
 			return ErrNotFound
 		}
 		var err error
-		e, err = decodeLogValue(id, v)
+		e, err = decodeLogValue(id, owner, v)
 		return err
 	})
 	if err != nil {
@@ -430,19 +501,20 @@ func (l *boltLog) Query(ctx context.Context, owner string, q LogQuery) (LogPage,
 		page.Entries = make([]LogEntry, 0, min(limit, 64))
 		var withs withCache
 		withs.intern([]byte(q.With))
+		// The page's stored values, unpacked below into one buffer.
+		values := make([]logValue, 0, cap(page.Entries))
 		size := 0
-		// add appends the entry id, v to the page.
 		add := func(id LogID, v []byte) error {
-			with, text, data, err := splitLogValue(id, v)
+			lv, err := parseLogValue(id, v)
 			if err != nil {
 				return err
 			}
-			size += len(data)
-			e := LogEntry{ID: id, Time: id.Time(), With: withs.intern(with), Data: data}
-			if len(text) > 0 {
-				e.Text = string(text)
+			size += len(lv.data)
+			if lv.packed {
+				size += len(lv.data) // about what packing saves
 			}
-			page.Entries = append(page.Entries, e)
+			values = append(values, lv)
+			page.Entries = append(page.Entries, LogEntry{ID: id, Time: id.Time(), With: withs.intern(lv.with)})
 			return nil
 		}
 		var err error
@@ -457,11 +529,21 @@ func (l *boltLog) Query(ctx context.Context, owner string, q LogQuery) (LogPage,
 		// One copy out of the mmap for the whole page; each Data capped, so
 		// that an append to one cannot overwrite the next.
 		arena := make([]byte, 0, size)
-		for i := range page.Entries {
-			d := &page.Entries[i].Data
-			off := len(arena)
-			arena = append(arena, *d...)
-			*d = arena[off:len(arena):len(arena)]
+		ends := make([]int, len(values))
+		for i, lv := range values {
+			var text []byte
+			if arena, text, err = lv.appendData(arena, owner); err != nil {
+				return fmt.Errorf("log entry %s: %w", page.Entries[i].ID, err)
+			}
+			if len(text) > 0 {
+				page.Entries[i].Text = string(text)
+			}
+			ends[i] = len(arena)
+		}
+		start := 0
+		for i, end := range ends {
+			page.Entries[i].Data = arena[start:end:end]
+			start = end
 		}
 		return nil
 	})
@@ -707,7 +789,7 @@ func expireOwner(b *bolt.Bucket, owner []byte, end LogID, max int) (n int, stopp
 			break
 		}
 		doomed = append(doomed, bytes.Clone(k))
-		with, text, _, err := splitLogValue(id, v)
+		with, text, err := entryText(id, string(owner), v)
 		if err != nil {
 			continue // delete what cannot be read, without its index keys
 		}
@@ -757,12 +839,12 @@ func (l *boltLog) Replace(ctx context.Context, owner string, id LogID, e LogEntr
 		if v == nil {
 			return ErrNotFound
 		}
-		with, text, _, err := splitLogValue(id, v)
+		with, text, err := entryText(id, owner, v)
 		if err != nil {
 			return err
 		}
 		oldWords := appendWords(nil, string(text))
-		value := encodeLogValue(string(with), e.Text, e.Data)
+		value := encodeLogValue(owner, string(with), e.Text, e.Data)
 		if err := b.Put(key, value); err != nil {
 			return err
 		}

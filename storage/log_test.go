@@ -113,7 +113,7 @@ func TestLogDeleteChunks(t *testing.T) {
 		for _, owner := range []string{"a@x", "b@x"} {
 			for i := 1; i <= n; i++ {
 				id := LogID(i)
-				if err := b.Put(entryKey(owner, id), encodeLogValue("c@x", "", nil)); err != nil {
+				if err := b.Put(entryKey(owner, id), encodeLogValue(owner, "c@x", "", nil)); err != nil {
 					return err
 				}
 				if err := b.Put(binary.BigEndian.AppendUint64(withPrefix(owner, "c@x"), uint64(id)), []byte{}); err != nil {
@@ -309,7 +309,7 @@ func BenchmarkLogQuery(b *testing.B) {
 				mid = id
 			}
 			w := withs[i%len(withs)]
-			if err := bk.Put(entryKey(owner, id), encodeLogValue(w, "", payload)); err != nil {
+			if err := bk.Put(entryKey(owner, id), encodeLogValue(owner, w, "", payload)); err != nil {
 				return err
 			}
 			if err := bk.Put(binary.BigEndian.AppendUint64(withPrefix(owner, w), uint64(id)), []byte{}); err != nil {

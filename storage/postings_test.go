@@ -216,17 +216,24 @@ func FuzzDecodeChunk(f *testing.F) {
 	})
 }
 
-// FuzzLogValue: a stored entry, however damaged, splits without a panic
-// into parts of itself, and what encodes splits back.
+// FuzzLogValue: a stored entry, however damaged, parses and unpacks
+// without a panic, and what encodes decodes back.
 func FuzzLogValue(f *testing.F) {
 	f.Add("b@x", "hello", []byte("<body>hello</body>"), []byte(nil))
+	f.Add("bob@example.net", "hi", []byte("<message xmlns='jabber:client' from='bob@example.net/x' to='a@x'><body>hi</body></message>"), []byte(nil))
 	f.Add("", "text", []byte("data"), []byte("\x02\x00\x02\x05\x03abc"))
+	f.Add("", "", []byte(nil), []byte("\x03\x00\x02\x05\x03a\x03\x01bc"))
 	f.Add("", "", []byte(nil), []byte("\x01\x03b@xone"))
 	f.Fuzz(func(t *testing.T, with, text string, data, raw []byte) {
-		_, _, _, _ = splitLogValue(1, raw)
-		w, x, d, err := splitLogValue(1, encodeLogValue(with, text, data))
-		if err != nil || string(w) != with || string(x) != text || !bytes.Equal(d, data) {
-			t.Fatalf("(%q, %q, %q) splits as (%q, %q, %q), %v", with, text, data, w, x, d, err)
+		if lv, err := parseLogValue(1, raw); err == nil {
+			_, _, _ = lv.appendData(nil, "a@x")
+		}
+		_, _, _ = entryText(1, "a@x", raw)
+		if with == "" || strings.IndexByte(with, 0) < 0 {
+			e, err := decodeLogValue(1, "a@x", encodeLogValue("a@x", with, text, data))
+			if err != nil || e.With != with || e.Text != text || !bytes.Equal(e.Data, data) {
+				t.Fatalf("(%q, %q, %q) decodes as %+v, %v", with, text, data, e, err)
+			}
 		}
 	})
 }
