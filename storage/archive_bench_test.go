@@ -67,8 +67,8 @@ func TestMain(m *testing.M) {
 var (
 	archiveTempDir string
 	archiveOnce    sync.Once
-	archive     *archiveFixture
-	archiveErr  error
+	archive        *archiveFixture
+	archiveErr     error
 )
 
 func envInt(name string, def int) int {
@@ -332,7 +332,9 @@ func BenchmarkArchiveSearch(b *testing.B) {
 		{"rare word", func(rng *rand.Rand) LogQuery {
 			return LogQuery{Limit: 50, Backward: true, Text: w[3000+rng.IntN(5000)]}
 		}},
-		{"absent word", func(rng *rand.Rand) LogQuery { return LogQuery{Limit: 50, Backward: true, Text: "zzz" + w[rng.IntN(100)]} }},
+		{"absent word", func(rng *rand.Rand) LogQuery {
+			return LogQuery{Limit: 50, Backward: true, Text: "zzz" + w[rng.IntN(100)]}
+		}},
 		{"two words", func(rng *rand.Rand) LogQuery {
 			return LogQuery{Limit: 50, Backward: true, Text: w[rng.IntN(10)] + " " + w[20+rng.IntN(200)]}
 		}},

@@ -9,7 +9,8 @@ package main
 // Protocol: one JSON request per connection, answered by one JSON line.
 //
 //	{"op":"add|passwd|del|list","jid":"...","domain":"...","password":"..."}
-//	{"ok":true,"users":[...]}  or  {"error":"..."}
+//	{"op":"purge","jid":"...","before":"RFC 3339 time"}  or  {..., "all":true}
+//	{"ok":true,"users":[...],"removed":n}  or  {"error":"..."}
 
 import (
 	"context"
@@ -35,7 +36,10 @@ const (
 	adminConnTimeout   = 10 * time.Second // server side, per connection
 	adminClientTimeout = 30 * time.Second // client side, whole request
 	adminMaxRequest    = 64 << 10
-	cliDBTimeout       = 500 * time.Millisecond
+	// A purge of years of archive runs in many short transactions and
+	// may take minutes; it gets its own bound on both sides.
+	adminPurgeTimeout = time.Hour
+	cliDBTimeout      = 500 * time.Millisecond
 )
 
 // Admin operations.
@@ -44,6 +48,7 @@ const (
 	opPasswd = "passwd"
 	opDel    = "del"
 	opList   = "list"
+	opPurge  = "purge" // a user's message archive, all or older than Before
 )
 
 type adminRequest struct {
@@ -51,12 +56,15 @@ type adminRequest struct {
 	JID      string `json:"jid,omitempty"`
 	Domain   string `json:"domain,omitempty"`
 	Password string `json:"password,omitempty"`
+	Before   string `json:"before,omitempty"` // purge: RFC 3339
+	All      bool   `json:"all,omitempty"`    // purge: everything
 }
 
 type adminResponse struct {
-	OK    bool     `json:"ok,omitempty"`
-	Users []string `json:"users,omitempty"`
-	Error string   `json:"error,omitempty"`
+	OK      bool     `json:"ok,omitempty"`
+	Users   []string `json:"users,omitempty"`
+	Removed int      `json:"removed,omitempty"` // purge: messages removed
+	Error   string   `json:"error,omitempty"`
 }
 
 // AdminServer serves user administration on a Unix socket in the data
@@ -167,14 +175,19 @@ func (a *AdminServer) serveConn(ctx context.Context, conn *net.UnixConn, log *sl
 	} else {
 		// Let a request that has started finish even if the server is
 		// shutting down; ListenAndServe waits for it.
-		opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adminConnTimeout)
-		users, err := doAdmin(opCtx, a.DB, a.Domains, req)
+		timeout := adminConnTimeout
+		if req.Op == opPurge {
+			timeout = adminPurgeTimeout
+			_ = conn.SetDeadline(time.Now().Add(timeout))
+		}
+		opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		result, err := doAdmin(opCtx, a.DB, a.Domains, req)
 		cancel()
 		if err != nil {
 			resp.Error = err.Error()
 			log.Info("admin request failed", "op", req.Op, "jid", req.JID, "domain", req.Domain, "err", err)
 		} else {
-			resp.OK, resp.Users = true, users
+			resp, resp.OK = result, true
 			log.Info("admin request done", "op", req.Op, "jid", req.JID, "domain", req.Domain)
 			if j, err := jid.Parse(req.JID); err == nil {
 				switch {
@@ -194,32 +207,34 @@ func (a *AdminServer) serveConn(ctx context.Context, conn *net.UnixConn, log *sl
 // doAdmin performs one request on db; it is the only implementation of the
 // user operations, used by the admin socket and by the CLI when the server is
 // stopped. Its errors are the messages the user sees.
-func doAdmin(ctx context.Context, db *storage.DB, domains []string, req adminRequest) ([]string, error) {
+func doAdmin(ctx context.Context, db *storage.DB, domains []string, req adminRequest) (adminResponse, error) {
 	switch req.Op {
 	case opList:
 		domain := ""
 		if req.Domain != "" {
 			var err error
 			if domain, err = servedDomain(req.Domain, domains); err != nil {
-				return nil, err
+				return adminResponse{}, err
 			}
 		}
 		users, err := db.ListUsers(ctx, domain)
 		if err != nil {
-			return nil, err
+			return adminResponse{}, err
 		}
 		if users == nil {
 			users = []string{}
 		}
-		return users, nil
+		return adminResponse{Users: users}, nil
+	case opPurge:
+		return purgeArchive(ctx, db, domains, req)
 	case opAdd, opPasswd, opDel:
 	default:
-		return nil, fmt.Errorf("unknown operation %q", req.Op)
+		return adminResponse{}, fmt.Errorf("unknown operation %q", req.Op)
 	}
 
 	j, err := parseUserJID(req.JID, domains)
 	if err != nil {
-		return nil, err
+		return adminResponse{}, err
 	}
 	bare := j.String()
 	domain, local := j.Domainpart(), j.Localpart()
@@ -228,11 +243,11 @@ func doAdmin(ctx context.Context, db *storage.DB, domains []string, req adminReq
 		err = db.DeleteUser(ctx, domain, local)
 	default:
 		if req.Password == "" {
-			return nil, errEmptyPassword
+			return adminResponse{}, errEmptyPassword
 		}
 		creds, derr := storage.DeriveCredentials(req.Password, storage.DefaultIterations)
 		if derr != nil {
-			return nil, derr
+			return adminResponse{}, derr
 		}
 		if req.Op == opAdd {
 			err = db.CreateUser(ctx, domain, local, creds)
@@ -242,13 +257,13 @@ func doAdmin(ctx context.Context, db *storage.DB, domains []string, req adminReq
 	}
 	switch {
 	case errors.Is(err, storage.ErrUserExists):
-		return nil, fmt.Errorf("user %s already exists", bare)
+		return adminResponse{}, fmt.Errorf("user %s already exists", bare)
 	case errors.Is(err, storage.ErrNoSuchUser):
-		return nil, fmt.Errorf("user %s does not exist", bare)
+		return adminResponse{}, fmt.Errorf("user %s does not exist", bare)
 	case err != nil:
-		return nil, err
+		return adminResponse{}, err
 	}
-	return nil, nil
+	return adminResponse{}, nil
 }
 
 var errEmptyPassword = errors.New("empty password")
@@ -301,28 +316,28 @@ var errNoServer = errors.New("no server on the admin socket")
 
 // runAdmin performs req through the running server's admin socket, or on the
 // database directly when no server is running.
-func runAdmin(ctx context.Context, cfg Config, req adminRequest) ([]string, error) {
-	users, err := callAdminSocket(ctx, cfg.AdminSocket(), req)
+func runAdmin(ctx context.Context, cfg Config, req adminRequest) (adminResponse, error) {
+	resp, err := callAdminSocket(ctx, cfg.AdminSocket(), req)
 	if !errors.Is(err, errNoServer) {
-		return users, err
+		return resp, err
 	}
 	if req.Op != opAdd {
 		if _, err := os.Stat(cfg.DBPath()); errors.Is(err, os.ErrNotExist) {
-			return nil, &noDatabaseError{path: absPath(cfg.DBPath()), user: req.JID}
+			return adminResponse{}, &noDatabaseError{path: absPath(cfg.DBPath()), user: req.JID}
 		}
 	}
 	db, err := storage.Open(cfg.DBPath(), storage.Options{Timeout: cliDBTimeout})
 	if errors.Is(err, storage.ErrLocked) {
-		return nil, fmt.Errorf("the database is locked by a running xmppd, but its admin socket at %s did not answer", cfg.AdminSocket())
+		return adminResponse{}, fmt.Errorf("the database is locked by a running xmppd, but its admin socket at %s did not answer", cfg.AdminSocket())
 	}
 	if err != nil {
-		return nil, err
+		return adminResponse{}, err
 	}
-	users, err = doAdmin(ctx, db, cfg.Domains, req)
+	resp, err = doAdmin(ctx, db, cfg.Domains, req)
 	if cerr := db.Close(); err == nil && cerr != nil {
-		return nil, cerr
+		return adminResponse{}, cerr
 	}
-	return users, err
+	return resp, err
 }
 
 // noDatabaseError means the data folder holds no database yet. Only add
@@ -343,36 +358,39 @@ func (e *noDatabaseError) Error() string {
 
 // callAdminSocket sends req to the server at path. It returns errNoServer
 // when the socket is absent or refuses connections.
-func callAdminSocket(ctx context.Context, path string, req adminRequest) ([]string, error) {
+func callAdminSocket(ctx context.Context, path string, req adminRequest) (adminResponse, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
 	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-		return nil, errNoServer
+		return adminResponse{}, errNoServer
 	}
 	if err != nil {
-		return nil, fmt.Errorf("admin socket: %w", err)
+		return adminResponse{}, fmt.Errorf("admin socket: %w", err)
 	}
 	defer conn.Close()
 	deadline := time.Now().Add(adminClientTimeout)
+	if req.Op == opPurge {
+		deadline = time.Now().Add(adminPurgeTimeout)
+	}
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
 	_ = conn.SetDeadline(deadline)
 	if err := json.NewEncoder(conn).Encode(req); err != nil {
-		return nil, fmt.Errorf("admin socket %s: send: %w", path, err)
+		return adminResponse{}, fmt.Errorf("admin socket %s: send: %w", path, err)
 	}
 	var resp adminResponse
 	if err := json.NewDecoder(io.LimitReader(conn, 16<<20)).Decode(&resp); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, fmt.Errorf("admin socket %s: no answer: %w", path, err)
+		return adminResponse{}, fmt.Errorf("admin socket %s: no answer: %w", path, err)
 	}
 	if resp.Error != "" {
-		return nil, errors.New(resp.Error)
+		return adminResponse{}, errors.New(resp.Error)
 	}
 	if !resp.OK {
-		return nil, fmt.Errorf("admin socket %s: malformed answer", path)
+		return adminResponse{}, fmt.Errorf("admin socket %s: malformed answer", path)
 	}
-	return resp.Users, nil
+	return resp, nil
 }

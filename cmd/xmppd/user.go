@@ -21,13 +21,13 @@ import (
 func newUserCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
-		Short: "Manage accounts (add, passwd, del, list)",
+		Short: "Manage accounts (add, passwd, del, list, archive purge)",
 		Long: "Manage accounts. While xmppd serve runs, these commands talk to it over the admin\n" +
 			"socket in the data folder; when it is stopped they open the database directly.\n" +
 			"They use the config file xmppd serve uses (--config, $" + configEnv + " or " + systemConfigPath + ")\n" +
 			"and print on standard error which one and which data folder.",
 	}
-	cmd.AddCommand(newUserAddCommand(), newUserPasswdCommand(), newUserDelCommand(), newUserListCommand())
+	cmd.AddCommand(newUserAddCommand(), newUserPasswdCommand(), newUserDelCommand(), newUserListCommand(), newUserArchiveCommand())
 	return cmd
 }
 
@@ -114,7 +114,7 @@ func newUserListCommand() *cobra.Command {
 					return withConfigHint(err, src)
 				}
 			}
-			users, err := runAdmin(cmd.Context(), cfg, req)
+			resp, err := runAdmin(cmd.Context(), cfg, req)
 			if _, ok := errors.AsType[*noDatabaseError](err); ok {
 				// Nothing to list; say why, in case it is the wrong folder.
 				fmt.Fprintf(cmd.ErrOrStderr(), "note: %v\n", err)
@@ -124,7 +124,7 @@ func newUserListCommand() *cobra.Command {
 				return err
 			}
 			w := bufio.NewWriter(cmd.OutOrStdout())
-			for _, u := range users {
+			for _, u := range resp.Users {
 				fmt.Fprintln(w, u)
 			}
 			return w.Flush()
