@@ -11,4 +11,6 @@ const (
 	DefaultMaxAuthFailures   = 3
 	DefaultQueueSize         = 256 // stanzas per session
 	DefaultWriteTimeout      = 30 * time.Second
+	DefaultResumeTimeout     = time.Hour // XEP-0198 hibernation; Monal's users need this long
+	DefaultMaxUnacked        = 1000      // stanzas sent and not acknowledged, per session
 )

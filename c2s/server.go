@@ -50,7 +50,12 @@ type Config struct {
 	AuthTimeout     time.Duration // a stream must bind within this, or it is closed
 	MaxAuthFailures int           // then the stream is closed with policy-violation
 	QueueSize       int           // stanzas queued for one client before it counts as a slow consumer
-	WriteTimeout    time.Duration // a write that takes longer closes the session
+	// Stream management (XEP-0198): how long a session whose connection
+	// dropped waits for its client to resume it, and how many stanzas it
+	// keeps unacknowledged before it is closed.
+	ResumeTimeout time.Duration
+	MaxUnacked    int
+	WriteTimeout  time.Duration // a write that takes longer closes the session
 
 	Credentials auth.CredentialStore
 	Throttle    *auth.Throttle // per-account and per-address failure delays; nil = none
@@ -118,6 +123,12 @@ func New(cfg Config) *Server {
 	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.ResumeTimeout == 0 {
+		cfg.ResumeTimeout = DefaultResumeTimeout
+	}
+	if cfg.MaxUnacked == 0 {
+		cfg.MaxUnacked = DefaultMaxUnacked
 	}
 	if cfg.Sessions == nil {
 		cfg.Sessions = session.NewRegistry()

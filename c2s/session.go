@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/xmppd/xmppd/c2s/auth"
@@ -63,6 +64,13 @@ type Session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   func()
+
+	// Stream management (sm.go).
+	broken      bool                       // the connection broke (no </stream:stream>): a resumable session hibernates
+	resumedAway atomic.Bool                // another connection resumed the session: its end is not ours
+	overflowed  atomic.Bool                // closed for too many unacknowledged stanzas
+	ackArmed    atomic.Bool                // ackTimer runs
+	ackTimer    atomic.Pointer[time.Timer] // asks for an ack once the queue is idle
 }
 
 // parkAfter is how long a bound session waits for its client before it
@@ -97,6 +105,7 @@ func newSession(srv *Server, conn net.Conn) *Session {
 		Header:        s.ourHeader,
 		ParkAfter:     parkAfter,
 		ParkAfterMax:  parkAfterMax,
+		Taken:         s.taken,
 	})
 	// The decoder reads through s.out, which can park an idle session.
 	s.dec = stanza.NewDecoder(s.out, srv.cfg.PreAuthLimits)
@@ -225,7 +234,10 @@ func (s *Session) endWith(err error) {
 			s.CloseWithError(&stanza.StreamError{Condition: "connection-timeout"})
 		}
 	default:
-		// The connection broke: nothing more can be written.
+		// The connection broke: nothing more can be written. A resumable
+		// session waits for its client to come back (smEnd), unless it was
+		// us who closed the stream.
+		s.broken = !s.isClosing()
 		s.abort()
 	}
 }
@@ -238,6 +250,18 @@ func (s *Session) finish(panicked any) {
 	}
 	ctx := s.ctx
 	if s.full != "" {
+		if gone, hibernated := s.smEnd(); gone || hibernated {
+			// The session lives on: resumed on another connection, or
+			// waiting for one (XEP-0198). Contacts see no change.
+			s.out.Close()
+			s.sess.Detach(s)
+			s.stopAckTimer()
+			s.cancel()
+			if s.done != nil {
+				s.done()
+			}
+			return
+		}
 		// Out of the registry first: what is routed to the JID from now on
 		// finds no session and goes elsewhere (other resources, offline).
 		s.srv.cfg.Sessions.Unbind(s.sess)
@@ -252,13 +276,12 @@ func (s *Session) finish(panicked any) {
 	}
 	s.out.Close()
 	s.sess.Detach(s)
-	if s.full != "" && s.srv.cfg.Undeliverable != nil {
+	s.stopAckTimer()
+	if s.full != "" {
 		// Never silence: what the client did not get (a slow consumer's
-		// backlog, a broken connection's) goes to the undeliverable stage.
-		left := s.sess.Queue().TakeAll()
-		for _, el := range left {
-			s.srv.cfg.Undeliverable(ctx, s.sess, el)
-		}
+		// backlog, a broken connection's, what it did not acknowledge) goes
+		// to the undeliverable stage.
+		s.srv.undeliver(ctx, s.sess)
 	}
 	s.cancel()
 	if s.done != nil {
@@ -378,6 +401,7 @@ func (s *Session) appendFeatures(b []byte) []byte {
 					}
 					inline.Append(fast)
 				}
+				inline.Append(smFeature) // XEP-0198 resumption inline (XEP-0388 §2.5)
 				sasl2.Append(inline)
 				b = sasl2.AppendXML(b, stanza.NSStream)
 			}
@@ -397,6 +421,8 @@ func (s *Session) appendFeatures(b []byte) []byte {
 			sess := stanza.New(stanza.NSSession, "session").Append(stanza.New(stanza.NSSession, "optional"))
 			b = sess.AppendXML(b, stanza.NSStream)
 		}
+		// XEP-0198: enable once bound, or resume before binding.
+		b = smFeature.AppendXML(b, stanza.NSStream)
 		if cfg.Features != nil {
 			for _, f := range cfg.Features() {
 				b = f.AppendXML(b, stanza.NSStream)
@@ -440,6 +466,8 @@ func (s *Session) negotiationElement(ctx context.Context, el *stanza.Element) (r
 		return s.authenticate(ctx, el)
 	case el.Local == "iq" && el.Space == stanza.NSClient && s.authenticated:
 		return false, s.bindIQ(ctx, el)
+	case el.Space == session.NSSM:
+		return false, s.smNegotiation(ctx, el)
 	case el.Space == stanza.NSClient && (el.Local == "message" || el.Local == "presence" || el.Local == "iq"):
 		return false, &stanza.StreamError{Condition: "not-authorized", Text: "authenticate and bind a resource first"}
 	default:
@@ -623,6 +651,25 @@ func (s *Session) sasl2Success(ctx context.Context, el *stanza.Element, final []
 			Set("expiry", time.Unix(token.Expires, 0).UTC().Format(time.RFC3339)).
 			Set("token", token.Secret))
 	}
+	// XEP-0198 resumption inline (XEP-0388 §2.5): <resumed/> in <success/>
+	// and no bind; a failed one says so in <success/> and binds as asked.
+	if r := el.Child(session.NSSM, "resume"); r != nil {
+		resumed, failed, m := s.resumeSM(r)
+		if failed != nil {
+			success.Append(failed)
+		} else {
+			defer m.Release()
+			id.AppendText(s.full)
+			success.Append(resumed)
+			if err := s.writeRaw(s.appendFeatures(success.AppendXML(nil, stanza.NSClient))); err != nil {
+				s.sess.Detach(s)
+				return err
+			}
+			s.sess.Attach(s)
+			s.logAt(slog.LevelInfo, "resumed")
+			return nil
+		}
+	}
 	req := el.Child(stanza.NSBind2, "bind")
 	if req == nil {
 		id.AppendText(s.user + "@" + s.domain)
@@ -647,6 +694,12 @@ func (s *Session) sasl2Success(ctx context.Context, el *stanza.Element, final []
 			bound.Append(c)
 		}
 	}
+	// XEP-0198 enabled inline (XEP-0386 §2.3, as Conversations and Monal
+	// do): counting starts with <success/>, written before anything queued.
+	if e := req.Child(session.NSSM, "enable"); e != nil {
+		bound.Append(s.enableSM(e))
+		s.sess.SM().StartCounting()
+	}
 	if err := s.writeRaw(s.appendFeatures(success.AppendXML(nil, stanza.NSClient))); err != nil {
 		return err
 	}
@@ -657,17 +710,14 @@ func (s *Session) sasl2Success(ctx context.Context, el *stanza.Element, final []
 // bind2Feature is SASL2's inline <bind/> (XEP-0386 §2.2): the inline
 // features the modules handle, as <feature var=.../>.
 func (s *Session) bind2Feature() *stanza.Element {
-	b := stanza.New(stanza.NSBind2, "bind")
+	inline := stanza.New(stanza.NSBind2, "inline").
+		Append(stanza.New(stanza.NSBind2, "feature").Set("var", session.NSSM))
 	if ext := s.srv.ext; ext != nil {
-		if vars := ext.Bind2Features(); len(vars) > 0 {
-			inline := stanza.New(stanza.NSBind2, "inline")
-			for _, v := range vars {
-				inline.Append(stanza.New(stanza.NSBind2, "feature").Set("var", v))
-			}
-			b.Append(inline)
+		for _, v := range ext.Bind2Features() {
+			inline.Append(stanza.New(stanza.NSBind2, "feature").Set("var", v))
 		}
 	}
-	return b
+	return stanza.New(stanza.NSBind2, "bind").Append(inline)
 }
 
 // bind2Resource makes the resource of an inline bind: the client's <tag/>
@@ -821,6 +871,12 @@ func (s *Session) readStanzas(ctx context.Context) error {
 		if el.Space != stanza.NSClient || el.Local != "message" && el.Local != "presence" && el.Local != "iq" {
 			// A nonza in a namespace a module claimed (XEP-0352's
 			// <active/>, ...) goes to that module with this session.
+			if el.Space == session.NSSM {
+				if err := s.smElement(el); err != nil {
+					return err
+				}
+				continue
+			}
 			if el.Space != stanza.NSClient {
 				if ext := s.srv.ext; ext != nil && ext.HandleNonza(ctx, s.sess, el) {
 					continue
@@ -839,6 +895,7 @@ func (s *Session) readStanzas(ctx context.Context) error {
 		if el.Local == "iq" && el.Get("type") == "set" && el.Get("to") == "" {
 			if p := el.FirstChild(); p != nil && p.Is(stanza.NSSession, "session") {
 				s.Deliver(sessionResult(el))
+				s.handled()
 				continue
 			}
 		}
@@ -847,6 +904,20 @@ func (s *Session) readStanzas(ctx context.Context) error {
 		}
 		s.logAt(slog.LevelDebug, "stanza", "kind", el.Local, "type", el.Get("type"))
 		s.srv.cfg.Router.RouteFromClient(ctx, el)
+		s.handled()
+	}
+}
+
+// handled counts a stanza from the client as handled (XEP-0198's h).
+func (s *Session) handled() {
+	if m := s.sess.SM(); m != nil {
+		m.In.Add(1)
+	}
+}
+
+func (s *Session) stopAckTimer() {
+	if t := s.ackTimer.Load(); t != nil {
+		t.Stop()
 	}
 }
 

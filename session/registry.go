@@ -14,6 +14,13 @@ type Registry struct {
 	seed   maphash.Seed
 	shards [64]shard
 	next   Interest // the next free interest bit
+	// Sessions that may be resumed (XEP-0198), by resumption id.
+	resumable [16]idShard
+}
+
+type idShard struct {
+	mu sync.Mutex
+	m  map[string]*Session
 }
 
 type shard struct {
@@ -174,5 +181,60 @@ func (r *Registry) fulls(bare string, keep func(*Session) bool) []string {
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+func (r *Registry) idShard(id string) *idShard {
+	return &r.resumable[maphash.String(r.seed, id)%uint64(len(r.resumable))]
+}
+
+// AddResumable files s under its resumption id (SM().ID).
+func (r *Registry) AddResumable(s *Session) {
+	m := s.SM()
+	if m == nil || m.ID == "" {
+		return
+	}
+	sh := r.idShard(m.ID)
+	sh.mu.Lock()
+	if sh.m == nil {
+		sh.m = map[string]*Session{}
+	}
+	sh.m[m.ID] = s
+	sh.mu.Unlock()
+}
+
+// RemoveResumable forgets s's resumption id, if s is still filed under it.
+func (r *Registry) RemoveResumable(s *Session) {
+	m := s.SM()
+	if m == nil || m.ID == "" {
+		return
+	}
+	sh := r.idShard(m.ID)
+	sh.mu.Lock()
+	if sh.m[m.ID] == s {
+		delete(sh.m, m.ID)
+	}
+	sh.mu.Unlock()
+}
+
+// Resumable returns the session filed under a resumption id, or nil.
+func (r *Registry) Resumable(id string) *Session {
+	sh := r.idShard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.m[id]
+}
+
+// AllResumable returns every session filed under a resumption id.
+func (r *Registry) AllResumable() []*Session {
+	var out []*Session
+	for i := range r.resumable {
+		sh := &r.resumable[i]
+		sh.mu.Lock()
+		for _, s := range sh.m {
+			out = append(out, s)
+		}
+		sh.mu.Unlock()
+	}
 	return out
 }

@@ -88,6 +88,7 @@ type Session struct {
 	presence  atomic.Int32 // 0 = unavailable; otherwise priority+1000 (for routing)
 	interests atomic.Uint32
 	transport atomic.Pointer[attachment]
+	sm        atomic.Pointer[SM] // nil until the client enables XEP-0198
 
 	// What the presence module knows of the resource (RFC 6121 §4), under mu.
 	mu        sync.Mutex
@@ -309,4 +310,29 @@ func NewContext(ctx context.Context, s *Session) context.Context {
 func FromContext(ctx context.Context) *Session {
 	s, _ := ctx.Value(ctxKey{}).(*Session)
 	return s
+}
+
+// ---- stream management (XEP-0198, sm.go) ----
+
+// SM returns the session's stream management state, or nil.
+func (s *Session) SM() *SM { return s.sm.Load() }
+
+// SetSM gives the session its stream management state (once, at enable).
+func (s *Session) SetSM(m *SM) { s.sm.Store(m) }
+
+// ---- what a saved session is made of (restart without clients noticing) ----
+
+// Interests returns the mask of pushes the resource asked for.
+func (s *Session) Interests() Interest { return Interest(s.interests.Load()) }
+
+// DirectedTo returns the entities that got directed available presence, sorted.
+func (s *Session) DirectedTo() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.directed))
+	for d := range s.directed {
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -141,6 +141,9 @@ func ParseError(st *Element) *Error {
 type StreamError struct {
 	Condition string
 	Text      string
+	// App is an application-specific condition (RFC 6120 §4.9.4), such
+	// as XEP-0198's <handled-count-too-high/>; nil for none.
+	App *Element
 }
 
 func (e *StreamError) Error() string {
@@ -159,6 +162,9 @@ func (e *StreamError) AppendXML(b []byte) []byte {
 		b = append(b, "<text xmlns='"+NSStreams+"'>"...)
 		b = appendEscaped(b, e.Text, false)
 		b = append(b, "</text>"...)
+	}
+	if e.App != nil {
+		b = e.App.AppendXML(b, NSStream)
 	}
 	return append(b, "</stream:error>"...)
 }

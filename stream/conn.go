@@ -62,6 +62,13 @@ type Config[T any] struct {
 	// OnClose, if set, runs when the stream is closed or aborted and when
 	// its writer stops for good, with no lock held. It may run more than once.
 	OnClose func()
+	// Taken, if set, runs when the writer takes a batch from the queue,
+	// with the queue's lock held (it must not call the Conn): c2s keeps
+	// the stanzas it sends until the client acknowledges them (XEP-0198).
+	// tail, if its second result is true, is written after the batch (an
+	// <r/>). kept means the owner holds the batch now: a failed write does
+	// not put it back in the queue (RequeueFailed), which would send it twice.
+	Taken func(batch []T) (tail T, hasTail, kept bool)
 }
 
 // Conn is the sending half of one XML stream. The goroutine that reads the
@@ -89,6 +96,7 @@ type Conn[T any] struct {
 	closeErr   *stanza.StreamError
 	writerDone chan struct{} // made only when Close must wait; closed when wdone is set
 	wdone      bool          // the final frame is written (or failed)
+	detached   bool          // the queue is another stream's now (Detach): take nothing from it
 
 	park parker // see park.go
 }
@@ -231,6 +239,35 @@ func (c *Conn[T]) Abort() {
 		c.markWriterDone()
 	}
 }
+
+// Detach ends the stream with se (nil: only </stream:stream>) without
+// draining the queue any further: another stream took it over (a session
+// resumed on a new connection, XEP-0198). Once Detach returns, this Conn
+// takes nothing more from the queue; a batch it took before is the Taken
+// hook's. Nothing else of the queue's is touched.
+func (c *Conn[T]) Detach(se *stanza.StreamError) {
+	c.q.mu.Lock()
+	c.detached = true
+	if c.closing {
+		c.q.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.closeErr = se
+	start := !c.writing
+	c.writing = true
+	c.q.mu.Unlock()
+	c.onClose()
+	if start {
+		go c.flush()
+	}
+}
+
+// SetQueue makes the Conn drain q instead of the queue it was made with:
+// a connection that resumes a session takes over the session's queue. Only
+// the reading goroutine may call it, before anything is queued on the
+// stream (while it negotiates).
+func (c *Conn[T]) SetQueue(q *Queue[T]) { c.q = q }
 
 // Closing reports whether the stream is closing (or closed).
 func (c *Conn[T]) Closing() bool {
@@ -500,8 +537,16 @@ func (c *Conn[T]) flush() {
 	defer bufPool.Put(bp)
 	for {
 		c.q.mu.Lock()
-		batch := c.q.items
-		c.q.items = nil
+		var batch []T
+		if !c.detached {
+			batch = c.q.items
+			c.q.items = nil
+		}
+		var tail T
+		hasTail, kept := false, false
+		if len(batch) > 0 && c.cfg.Taken != nil {
+			tail, hasTail, kept = c.cfg.Taken(batch)
+		}
 		if c.q.room != nil {
 			close(c.q.room) // DeliverWait callers may go on
 			c.q.room = nil
@@ -518,9 +563,12 @@ func (c *Conn[T]) flush() {
 		for _, it := range batch {
 			b = c.cfg.Append(b, it)
 		}
+		if hasTail {
+			b = c.cfg.Append(b, tail)
+		}
 		if closing {
 			c.q.mu.Lock()
-			more := len(c.q.items) > 0
+			more := len(c.q.items) > 0 && !c.detached
 			c.q.mu.Unlock()
 			if !more {
 				if se != nil {
@@ -548,9 +596,9 @@ func (c *Conn[T]) flush() {
 			c.parkUntil = time.Time{}
 			c.wmu.Unlock()
 			c.q.mu.Lock()
-			if !c.cfg.KeepUnwritten {
+			if !c.cfg.KeepUnwritten && !c.detached {
 				c.q.items = nil
-			} else if err != nil && c.cfg.RequeueFailed {
+			} else if err != nil && c.cfg.RequeueFailed && !kept && !c.detached {
 				c.q.items = append(batch, c.q.items...)
 			}
 			c.closing = true

@@ -51,3 +51,15 @@ func (q *Queue[T]) TakeAll() []T {
 	q.items = nil
 	return left
 }
+
+// PushFront puts items ahead of what waits, whatever the bound: stanzas
+// sent on an earlier connection and never acknowledged, retransmitted
+// first when a session resumes (XEP-0198).
+func (q *Queue[T]) PushFront(items []T) {
+	if len(items) == 0 {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.items = append(items[:len(items):len(items)], q.items...)
+}

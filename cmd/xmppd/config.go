@@ -116,6 +116,8 @@ type C2SConfig struct {
 	MaxAuthFailures   int      `toml:"max_auth_failures"`   // failed SASL attempts before the stream is closed
 	QueueSize         int      `toml:"queue_size"`          // per-session outbound queue, in stanzas
 	FastTokenLifetime Duration `toml:"fast_token_lifetime"` // FAST tokens (XEP-0484) work this long; 0 disables FAST
+	ResumeTimeout     Duration `toml:"resume_timeout"`      // XEP-0198: a dropped session waits this long for its client to resume
+	MaxUnacked        int      `toml:"max_unacked"`         // XEP-0198: stanzas sent and not acknowledged before the session is closed
 	// Password guessing and connection floods, counted per client address
 	// (an IPv4 address, an IPv6 /64) across all its connections.
 	MaxPreAuthConns  int `toml:"max_preauth_conns"`   // connections not yet authenticated
@@ -179,6 +181,8 @@ func DefaultConfig() Config {
 			MaxAuthFailures:   c2s.DefaultMaxAuthFailures,
 			QueueSize:         c2s.DefaultQueueSize,
 			FastTokenLifetime: Duration(auth.DefaultFastTTL),
+			ResumeTimeout:     Duration(c2s.DefaultResumeTimeout),
+			MaxUnacked:        c2s.DefaultMaxUnacked,
 			MaxPreAuthConns:   auth.DefaultMaxPreAuthConns,
 			AuthChecksBurst:   auth.DefaultAddrBurst,
 			AuthChecksPerMin:  int(auth.DefaultAddrRate * 60),
@@ -422,6 +426,10 @@ func (c Config) Validate() error {
 	checkRange("c2s.preauth_stanza_size", c.C2S.PreAuthStanzaSize, minPreAuthSize, preAuthMax)
 	checkRange("c2s.max_auth_failures", c.C2S.MaxAuthFailures, minAuthFailures, maxAuthFailures)
 	checkRange("c2s.queue_size", c.C2S.QueueSize, minQueueSize, maxQueueSize)
+	checkRange("c2s.max_unacked", c.C2S.MaxUnacked, 16, 100000)
+	if d := c.C2S.ResumeTimeout.D(); d < time.Second || d > 7*24*time.Hour {
+		add("c2s.resume_timeout: %s is outside 1s..168h", d)
+	}
 	checkRange("c2s.max_preauth_conns", c.C2S.MaxPreAuthConns, 1, 100000)
 	checkRange("c2s.auth_checks_burst", c.C2S.AuthChecksBurst, 1, 100000)
 	checkRange("c2s.auth_checks_per_min", c.C2S.AuthChecksPerMin, 1, 600000)

@@ -151,6 +151,8 @@ func startServerWith(parent context.Context, cfg Config, log *slog.Logger, mods 
 		AuthTimeout:     cfg.C2S.AuthTimeout.D(),
 		MaxAuthFailures: cfg.C2S.MaxAuthFailures,
 		QueueSize:       cfg.C2S.QueueSize,
+		ResumeTimeout:   cfg.C2S.ResumeTimeout.D(),
+		MaxUnacked:      cfg.C2S.MaxUnacked,
 		Credentials:     db,
 		Throttle: auth.NewThrottle(auth.ThrottleConfig{
 			AddrBurst: cfg.C2S.AuthChecksBurst,
