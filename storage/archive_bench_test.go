@@ -411,8 +411,16 @@ func BenchmarkArchiveAppend(b *testing.B) {
 		}
 		percentiles(b, ds)
 	})
-	for _, writers := range []int{100, 400} {
-		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+	for _, bb := range []struct {
+		writers int
+		text    bool
+	}{{100, true}, {400, true}, {400, false}} {
+		writers := bb.writers
+		name := fmt.Sprintf("writers=%d", writers)
+		if !bb.text {
+			name += "/no-text" // what the full-text index costs
+		}
+		b.Run(name, func(b *testing.B) {
 			_, l := benchLog(b)
 			b.SetParallelism((writers + 1) / 2) // × GOMAXPROCS (2)
 			var users atomic.Int64
@@ -427,6 +435,9 @@ func BenchmarkArchiveAppend(b *testing.B) {
 				for pb.Next() {
 					m := msgs[i%len(msgs)]
 					i++
+					if !bb.text {
+						m.body = ""
+					}
 					t := time.Now()
 					if _, err := l.Append(ctx, owner, LogEntry{With: m.with, Text: m.body, Data: m.xml}); err != nil {
 						b.Error(err)

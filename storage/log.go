@@ -377,7 +377,7 @@ func newEntryIndex(owner, with, text string) entryIndex {
 
 // add puts id in the entry's lists.
 func (ix entryIndex) add(b *bolt.Bucket, id LogID) error {
-	p := postings{b: b}
+	p := postings{b: b, ids: make([]LogID, 0, 64)}
 	for _, list := range ix.lists {
 		if err := p.add(list, id); err != nil {
 			return err

@@ -100,14 +100,22 @@ func chunkFirst(prefix, k []byte) (LogID, bool) {
 // keeps the slices given to Put until the commit).
 type postings struct {
 	b   *bolt.Bucket
+	c   *bolt.Cursor // every edit starts with a Seek, which starts from the root
 	ids []LogID
+}
+
+func (p *postings) cursor() *bolt.Cursor {
+	if p.c == nil {
+		p.c = p.b.Cursor()
+	}
+	return p.c
 }
 
 // add inserts id into the list prefix. Appending at the end, the usual
 // case, rewrites only the last chunk.
 func (p *postings) add(prefix []byte, id LogID) error {
 	key := chunkKey(prefix, id)
-	c := p.b.Cursor()
+	c := p.cursor()
 	k, _ := c.Seek(key)
 	if bytes.Equal(k, key) {
 		return nil // already there
@@ -162,7 +170,7 @@ func (p *postings) put(prefix, k []byte, ids []LogID) error {
 func (p *postings) remove(prefix []byte, ids []LogID) error {
 	for len(ids) > 0 {
 		// The chunk that would hold ids[0]: the last starting at or before it.
-		c := p.b.Cursor() // a fresh one: writes invalidate a cursor's position
+		c := p.cursor() // Seek below: writes invalidate a cursor's position, not the cursor
 		key := chunkKey(prefix, ids[0])
 		k, v := c.Seek(key)
 		if !bytes.Equal(k, key) {
