@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Carbons (XEP-0280) and CSI (XEP-0352) interop for xmppd on Debian's
 python3-slixmpp (run it with /usr/bin/python3), with slixmpp's own
-xep_0280 and xep_0352 plugins.
+xep_0280, xep_0352 and xep_0085 plugins.
 
 Alice logs in twice (phone, laptop), both enable carbons with xep_0280;
 Bob writes to the phone: the laptop gets a received carbon. The phone
@@ -29,24 +29,18 @@ from slixmpp.exceptions import IqError, IqTimeout  # noqa: E402
 
 say = base.say
 TIMEOUT = base.TIMEOUT
-NS_STATES = "{http://jabber.org/protocol/chatstates}"
 
 
 def client(jid, password):
     c = base.Client(jid, password)
-    for p in ("xep_0297", "xep_0280", "xep_0352"):
+    for p in ("xep_0085", "xep_0297", "xep_0280", "xep_0352"):
         c.register_plugin(p)
     c.received = asyncio.Queue()
     c.sent = asyncio.Queue()
     c.states = asyncio.Queue()
     c.add_event_handler("carbon_received", lambda m: c.received.put_nowait(m))
     c.add_event_handler("carbon_sent", lambda m: c.sent.put_nowait(m))
-
-    def on_message(m):
-        for child in m.xml:
-            if child.tag.startswith(NS_STATES):
-                c.states.put_nowait(child.tag[len(NS_STATES):])
-    c.add_event_handler("message", on_message)
+    c.add_event_handler("chatstate", lambda m: c.states.put_nowait(m["chat_state"]))
     return c
 
 
@@ -91,7 +85,7 @@ async def main(args):
     await phone["xep_0199"].ping(jid=phone.boundjid.domain, timeout=TIMEOUT)  # the nonza is processed
     for state in ("composing", "paused", "composing", "inactive"):
         msg = bob.make_message(mto=phone.boundjid.full, mtype="chat")
-        msg.xml.append(msg.xml.makeelement(NS_STATES + state, {}))
+        msg["chat_state"] = state
         msg.send()
     await bob["xep_0199"].ping(jid=bob.boundjid.domain, timeout=TIMEOUT)  # routed
     await asyncio.sleep(1)
@@ -128,7 +122,7 @@ def parse_args():
 if __name__ == "__main__":
     args = parse_args()
     base.CB_MODE = "none"
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
+    logging.basicConfig(level=logging.DEBUG if (args.debug or os.environ.get("SLIXMPP_DEBUG")) else logging.ERROR,
                         format="slixmpp-log: %(levelname)s %(name)s %(message)s")
     if not args.debug:
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
