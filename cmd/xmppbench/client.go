@@ -41,6 +41,8 @@ type dialer struct {
 	mech      string // "auto" or a mechanism name
 	sasl2     bool   // use SASL2 (XEP-0388) and Bind 2 (XEP-0386) where offered
 	fast      bool   // with sasl2: log in with FAST tokens (XEP-0484), kept in cache
+	sm        bool   // enable stream management (XEP-0198) with resumption after bind
+	smEvery   int    // with sm: ask the server for an ack (<r/>) after this many stanzas sent
 	// FAST: logins made with a token, and tokens the server refused.
 	fastLogins, fastRefused atomic.Int64
 	plain                   bool // PLAIN allowed when no SCRAM is offered
@@ -86,6 +88,7 @@ type client struct {
 	bare     string
 	full     string
 	conn     net.Conn
+	raw      net.Conn // the TCP connection under conn (for an abortive close)
 	dec      *stanza.Decoder
 	handle   handler
 	wmu      sync.Mutex
@@ -100,6 +103,15 @@ type client struct {
 	// Scenario state, owned by the reader goroutine except where atomic.
 	chat *chatState
 	pres *presState
+	res  *resState
+
+	// sm is the client's XEP-0198 state once <enabled/> arrived (nil
+	// without --sm or before). A resumed session gets a new client with a
+	// copy of it; the cut one keeps its own, marked cut.
+	sm *smState
+	// noSASL2: log in with RFC 6120's SASL even with --sasl2 (a resumption
+	// after a stream restart, as this tool resumes).
+	noSASL2 bool
 }
 
 // errf wraps an error with the login step it happened in.
@@ -116,7 +128,7 @@ func (d *dialer) login(ctx context.Context, idx int, user, password string, h ha
 	}
 	deadline, _ := ctx.Deadline()
 	_ = raw.SetDeadline(deadline)
-	c := &client{idx: idx, local: user, bare: user + "@" + d.domain, handle: h, conn: raw, d: d}
+	c := &client{idx: idx, local: user, bare: user + "@" + d.domain, handle: h, conn: raw, raw: raw, d: d}
 	if err := c.negotiate(d, password); err != nil {
 		raw.Close()
 		return nil, err
@@ -127,57 +139,17 @@ func (d *dialer) login(ctx context.Context, idx int, user, password string, h ha
 }
 
 func (c *client) negotiate(d *dialer, password string) error {
-	var tc *tls.Conn
-	if d.directTLS {
-		tc = tls.Client(c.conn, d.tlsConf)
-		if err := tc.Handshake(); err != nil {
-			return errf("tls", err)
-		}
-		c.conn = tc
-		c.dec = stanza.NewDecoder(tc, clientLimits)
-	} else {
-		c.dec = stanza.NewDecoder(c.conn, clientLimits)
-	}
-	feat, err := c.openStream(d.domain)
+	after, bound, err := c.connectAuthBind(d, password)
 	if err != nil {
 		return err
-	}
-	if tc == nil {
-		if feat.Child(stanza.NSTLS, "starttls") == nil {
-			return errors.New("starttls: not offered (plain-text login refused)")
-		}
-		if err := c.write([]byte("<starttls xmlns='" + stanza.NSTLS + "'/>")); err != nil {
-			return errf("starttls", err)
-		}
-		el, err := c.expect("starttls")
-		if err != nil {
-			return err
-		}
-		if !el.Is(stanza.NSTLS, "proceed") {
-			return fmt.Errorf("starttls: got <%s/>", el.Local)
-		}
-		tc = tls.Client(c.conn, d.tlsConf)
-		if err := tc.Handshake(); err != nil {
-			return errf("tls", err)
-		}
-		c.conn = tc
-		c.dec.Reset(tc)
-		if feat, err = c.openStream(d.domain); err != nil {
-			return err
-		}
-	}
-	after, bound, err := c.auth(d, feat, password)
-	if err != nil {
-		return err
-	}
-	if after == nil { // RFC 6120: a new stream after <success/>
-		c.dec.Reset(c.conn)
-		if after, err = c.openStream(d.domain); err != nil {
-			return err
-		}
 	}
 	if !bound {
 		if err := c.bind(after); err != nil {
+			return err
+		}
+	}
+	if d.sm {
+		if err := c.enableSM(after); err != nil {
 			return err
 		}
 	}
@@ -188,7 +160,7 @@ func (c *client) negotiate(d *dialer, password string) error {
 	// session's stanzas in order, so its answer means the presence took
 	// effect (before that, a message to our bare JID may go to offline
 	// storage because no resource is available yet).
-	if err := c.write([]byte("<presence/><iq type='get' id='p1' to='" + escapeAttr(d.domain) + "'><ping xmlns='urn:xmpp:ping'/></iq>")); err != nil {
+	if err := c.writeStanzas(2, []byte("<presence/><iq type='get' id='p1' to='"+escapeAttr(d.domain)+"'><ping xmlns='urn:xmpp:ping'/></iq>")); err != nil {
 		return errf("presence", err)
 	}
 	for {
@@ -201,6 +173,69 @@ func (c *client) negotiate(d *dialer, password string) error {
 		}
 		c.dispatch(el)
 	}
+}
+
+// connectAuth is connectAuthBind for a resumption: RFC 6120's SASL and
+// a stream restart, nothing bound.
+func (c *client) connectAuth(d *dialer, password string) (*stanza.Element, error) {
+	after, _, err := c.connectAuthBind(d, password)
+	return after, err
+}
+
+// connectAuthBind runs TLS and SASL on c.conn and returns the features of
+// the authenticated stream, and whether a resource is bound already (SASL2
+// with Bind 2).
+func (c *client) connectAuthBind(d *dialer, password string) (*stanza.Element, bool, error) {
+	var tc *tls.Conn
+	if d.directTLS {
+		tc = tls.Client(c.conn, d.tlsConf)
+		if err := tc.Handshake(); err != nil {
+			return nil, false, errf("tls", err)
+		}
+		c.conn = tc
+		c.dec = stanza.NewDecoder(tc, clientLimits)
+	} else {
+		c.dec = stanza.NewDecoder(c.conn, clientLimits)
+	}
+	feat, err := c.openStream(d.domain)
+	if err != nil {
+		return nil, false, err
+	}
+	if tc == nil {
+		if feat.Child(stanza.NSTLS, "starttls") == nil {
+			return nil, false, errors.New("starttls: not offered (plain-text login refused)")
+		}
+		if err := c.write([]byte("<starttls xmlns='" + stanza.NSTLS + "'/>")); err != nil {
+			return nil, false, errf("starttls", err)
+		}
+		el, err := c.expect("starttls")
+		if err != nil {
+			return nil, false, err
+		}
+		if !el.Is(stanza.NSTLS, "proceed") {
+			return nil, false, fmt.Errorf("starttls: got <%s/>", el.Local)
+		}
+		tc = tls.Client(c.conn, d.tlsConf)
+		if err := tc.Handshake(); err != nil {
+			return nil, false, errf("tls", err)
+		}
+		c.conn = tc
+		c.dec.Reset(tc)
+		if feat, err = c.openStream(d.domain); err != nil {
+			return nil, false, err
+		}
+	}
+	after, bound, err := c.auth(d, feat, password)
+	if err != nil {
+		return nil, false, err
+	}
+	if after == nil { // RFC 6120: a new stream after <success/>
+		c.dec.Reset(c.conn)
+		if after, err = c.openStream(d.domain); err != nil {
+			return nil, false, err
+		}
+	}
+	return after, bound, nil
 }
 
 // openStream sends a stream header, reads the server's and its features.
@@ -224,7 +259,7 @@ func (c *client) openStream(domain string) (*stanza.Element, error) {
 
 // expect reads the next element, turning a stream error into an error.
 func (c *client) expect(step string) (*stanza.Element, error) {
-	el, err := c.dec.Next()
+	el, err := c.next()
 	if err != nil {
 		return nil, errf(step, err)
 	}
@@ -274,7 +309,7 @@ func (d *dialer) chooseMech(offered []string) (string, error) {
 // password login.
 func (c *client) auth(d *dialer, feat *stanza.Element, password string) (after *stanza.Element, bound bool, err error) {
 	ns, list := stanza.NSSASL, feat.Child(stanza.NSSASL, "mechanisms")
-	if a := feat.Child(stanza.NSSASL2, "authentication"); d.sasl2 && a != nil {
+	if a := feat.Child(stanza.NSSASL2, "authentication"); d.sasl2 && !c.noSASL2 && a != nil {
 		ns, list = stanza.NSSASL2, a
 	}
 	var offered []string
@@ -518,7 +553,7 @@ func (c *client) bind(feat *stanza.Element) error {
 }
 
 func (c *client) fetchRoster() error {
-	if err := c.write([]byte("<iq type='get' id='r1'><query xmlns='" + nsRoster + "'/></iq>")); err != nil {
+	if err := c.writeStanzas(1, []byte("<iq type='get' id='r1'><query xmlns='"+nsRoster+"'/></iq>")); err != nil {
 		return errf("roster", err)
 	}
 	el, err := c.awaitIQ("roster", "r1")
@@ -571,10 +606,14 @@ func (c *client) write(b []byte) error {
 // sendTimeout bounds one write of sendWith.
 const sendTimeout = 30 * time.Second
 
-// sendWith appends stanzas with fn into the client's buffer and writes them.
-func (c *client) sendWith(fn func(b []byte) []byte) error {
+// sendWith appends n stanzas with fn into the client's buffer and writes
+// them (with stream management, followed by an <r/> when one is due).
+func (c *client) sendWith(n int, fn func(b []byte) []byte) error {
 	c.wmu.Lock()
 	c.wbuf = fn(c.wbuf[:0])
+	if s := c.sm; s != nil {
+		c.wbuf = s.sent(c.wbuf, n)
+	}
 	// A deadline change is a runtime timer change: move it on only once
 	// half of it has passed, not for every message.
 	if now := time.Now(); c.wuntil.Sub(now) < sendTimeout/2 {
@@ -590,7 +629,7 @@ func (c *client) sendWith(fn func(b []byte) []byte) error {
 // and presence to the handler. It runs on the login goroutine.
 func (c *client) readLoop() {
 	for {
-		el, err := c.dec.Next()
+		el, err := c.next()
 		if err != nil {
 			if !c.closing.Load() {
 				if errors.Is(err, stanza.ErrStreamClosed) || errors.Is(err, io.EOF) {
@@ -636,7 +675,7 @@ func (c *client) dispatch(el *stanza.Element) {
 			reply.Set("type", "error").Append(stanza.New(stanza.NSClient, "error").Set("type", "cancel").
 				Append(stanza.New(stanza.NSStanzas, "feature-not-implemented")))
 		}
-		_ = c.sendWith(func(b []byte) []byte { return reply.AppendXML(b, stanza.NSClient) })
+		_ = c.sendWith(1, func(b []byte) []byte { return reply.AppendXML(b, stanza.NSClient) })
 		if ok && t == "set" && c.handle != nil {
 			c.handle(c, el) // a roster push
 		}

@@ -6,6 +6,12 @@
 //	xmppbench chat     --pairs 200 --duration 10s   delivered messages/s, p50/p99/p999 latency, losses
 //	xmppbench presence --n 500 --contacts 10        presence deliveries/s after a login storm, then
 //	                                                 with everyone online, 5 rounds of status changes
+//	xmppbench resume   --n 1000 --senders 10        XEP-0198: sessions cut at once, messages sent meanwhile,
+//	                                                 every session resumed: resumed/failed, lost, duplicated,
+//	                                                 resume time p50/p99, server CPU per resumption
+//	xmppbench hibernate --n 2000 --hold 10s         server RSS per hibernated (cut, resumable) session
+//	xmppbench archive  --fill 10000                 XEP-0313: fill rate of one chat with the archive on,
+//	                                                 then page and full-text query times p50/p99
 //	xmppbench users    --server xmppd --count 2000  create the accounts with the server's own tools
 //
 // Every client connects (STARTTLS, or Direct TLS with --direct-tls),
@@ -43,7 +49,7 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usageText = `usage: xmppbench login|idle|chat|presence|tls [flags]
+const usageText = `usage: xmppbench login|idle|chat|presence|tls|resume|hibernate|archive [flags]
        xmppbench users --server xmppd|prosody|ejabberd [flags]
 Run "xmppbench COMMAND -h" for the flags of a command.
 `
@@ -58,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "users":
 		return runUsers(ctx, args[1:], stdout, stderr)
-	case "login", "idle", "chat", "presence", "tls":
+	case "login", "idle", "chat", "presence", "tls", "resume", "hibernate", "archive":
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usageText)
 		return 0
@@ -140,6 +146,21 @@ func parseFlags(scenario string, args []string, stderr io.Writer) (config, runOp
 		"(as real clients cache them); mode 0600")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the tool's own CPU profile to this file (to check it is not the bottleneck)")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "after sending, wait this long without progress before counting the missing as lost")
+	cut := "silent"
+	smFlags := func(def bool) {
+		fs.BoolVar(&cfg.SM, "sm", def, "enable XEP-0198 stream management with resumption on every session: count handled stanzas, "+
+			"answer the server's <r/>, ask for acks every --sm-ack-every stanzas sent")
+		fs.IntVar(&cfg.SMEvery, "sm-ack-every", 10, "with --sm: send <r/> after this many stanzas (as Conversations does after a burst; 0: never on our own)")
+	}
+	resumeFlags := func(n int, cutDef string, before, during int) {
+		fs.IntVar(&cfg.N, "n", n, "sessions with stream management that are cut and resumed")
+		fs.IntVar(&cfg.Senders, "senders", 10, "further clients (accounts after the sessions') that send to the sessions, each to its share")
+		fs.StringVar(&cut, "cut", cutDef, "how the connections are lost: silent (the client stops reading and answering and never closes until "+
+			"after the resumption: a phone out of coverage, no FIN or RST reaches the server) or rst (an abortive close: the server learns at once)")
+		fs.IntVar(&cfg.Before, "before", before, "messages to each session (and as many from it) before the cut")
+		fs.IntVar(&cfg.During, "during", during, "messages to each session while it is cut")
+		fs.DurationVar(&cfg.Settle, "settle", time.Second, "pause before reading the server's RSS")
+	}
 	switch scenario {
 	case "tls":
 		fs.IntVar(&cfg.N, "n", 1000, "TLS handshakes (each connection is closed right after): the machine's raw rate, the yardstick for logins/s")
@@ -150,11 +171,23 @@ func parseFlags(scenario string, args []string, stderr io.Writer) (config, runOp
 		fs.DurationVar(&cfg.Duration, "hold", 10*time.Second, "how long to hold them")
 		fs.DurationVar(&cfg.Settle, "settle", time.Second, "pause after connecting before the first RSS reading")
 	case "chat":
+		smFlags(false)
 		fs.IntVar(&cfg.Pairs, "pairs", 100, "pairs of clients; each client sends to its partner")
 		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send")
 		fs.Float64Var(&cfg.Rate, "rate", 0, "messages/s each client sends; 0 = as fast as possible")
 		fs.IntVar(&cfg.Window, "window", -1, "messages a client may have sent but not yet seen delivered; 0 = unbounded (open loop: XMPP has no flow control, "+
 			"so a server that cannot keep up queues or drops); default 100 with --rate 0, unbounded with a rate")
+	case "resume":
+		smFlags(true)
+		resumeFlags(1000, "silent", 3, 5)
+		fs.DurationVar(&cfg.Duration, "offline", 2*time.Second, "how long the sessions stay cut (after the messages to them are sent)")
+	case "hibernate":
+		smFlags(true)
+		resumeFlags(2000, "rst", 1, 0)
+		fs.DurationVar(&cfg.Duration, "hold", 10*time.Second, "how long the sessions stay hibernated before the RSS reading")
+	case "archive":
+		smFlags(false)
+		archiveFlags(fs, &cfg.Archive)
 	case "presence":
 		fs.IntVar(&cfg.N, "n", 200, "users")
 		fs.IntVar(&cfg.Contacts, "contacts", 10, "roster contacts of each user (even: ring neighbours on both sides)")
@@ -185,6 +218,20 @@ func parseFlags(scenario string, args []string, stderr io.Writer) (config, runOp
 		return cfg, o, fmt.Errorf("--mech %q: want auto, SCRAM-SHA-256, SCRAM-SHA-1 or PLAIN", cfg.Mech)
 	}
 	var err error
+	if cfg.Cut, err = parseCut(cut); err != nil {
+		return cfg, o, err
+	}
+	if cfg.Senders < 1 && (scenario == "resume" || scenario == "hibernate") {
+		return cfg, o, errors.New("--senders must be at least 1")
+	}
+	if cfg.Before < 0 || cfg.During < 0 || cfg.SMEvery < 0 {
+		return cfg, o, errors.New("sizes must be positive")
+	}
+	if scenario == "archive" {
+		if err := cfg.Archive.check(); err != nil {
+			return cfg, o, err
+		}
+	}
 	if cfg.Sources, err = parseSources(*sources, cfg.Addr); err != nil {
 		return cfg, o, err
 	}
@@ -245,12 +292,17 @@ func runScenario(ctx context.Context, cfg config, cacheFile string) (*report, er
 	if cfg.Scenario == "login" {
 		need = cfg.Concurrency
 	}
+	if cfg.Scenario == "resume" || cfg.Scenario == "hibernate" {
+		need = 2*cfg.N + cfg.Senders // the cut connections stay open until the resumed ones are done
+	}
 	if lerr == nil && uint64(need)+64 > limit {
 		return nil, fmt.Errorf("%d connections need more file descriptors than RLIMIT_NOFILE allows (%d); raise the hard limit (ulimit -Hn)", need, limit)
 	}
 	d := newDialer(cfg.Addr, cfg.Domain, cfg.DirectTLS, cfg.Mech, cfg.Mech == "PLAIN", cfg.Sources, cfg.Timeout)
 	d.sasl2 = cfg.SASL2
 	d.fast = cfg.Fast && cfg.SASL2
+	d.sm = cfg.SM
+	d.smEvery = cfg.SMEvery
 	if cacheFile != "" {
 		if err := d.cache.load(cacheFile); err != nil {
 			return nil, err
@@ -279,6 +331,12 @@ func runScenario(ctx context.Context, cfg config, cacheFile string) (*report, er
 		b.runChat(ctx)
 	case "presence":
 		b.runPresence(ctx)
+	case "resume":
+		b.runResume(ctx, false)
+	case "hibernate":
+		b.runResume(ctx, true)
+	case "archive":
+		b.runArchive(ctx)
 	}
 	u.finish(r, d.cache)
 	if d.fast {

@@ -43,6 +43,13 @@ type config struct {
 	Drain        time.Duration
 	Setup        time.Duration // presence: how long the subscriptions may take to set up
 	Settle       time.Duration // idle: pause after connecting, before reading the server's RSS
+	SM           bool          // XEP-0198 stream management with resumption on every session
+	SMEvery      int           // with SM: <r/> after this many stanzas sent
+	Senders      int           // resume, hibernate: clients that send to the cut sessions
+	Cut          cutMode       // resume, hibernate: how the connections are lost
+	Before       int           // resume, hibernate: messages to each session before the cut
+	During       int           // resume, hibernate: messages to each session while it is cut
+	Archive      archiveConfig // archive: sizes
 	Progress     io.Writer     // nil: no progress line
 }
 
@@ -554,7 +561,7 @@ func (b *bench) runChat(ctx context.Context) {
 					return
 				default:
 				}
-				err := c.sendWith(func(buf []byte) []byte {
+				err := c.sendWith(int(n), func(buf []byte) []byte {
 					for k := range n {
 						buf = appendMsg(buf, sq+k)
 					}
@@ -574,6 +581,7 @@ func (b *bench) runChat(ctx context.Context) {
 	phaseMu.Lock()
 	phase = "sending"
 	phaseMu.Unlock()
+	cpu0, _ := procCPU(b.cfg.ServerPID)
 	t0 := time.Now()
 	close(start)
 	sleepCtx(ctx, b.cfg.Duration)
@@ -590,6 +598,16 @@ func (b *bench) runChat(ctx context.Context) {
 		if got := cr.received.Load(); got != lastSeen {
 			lastSeen, lastProgress = got, time.Now()
 		}
+	}
+	var chatCPU time.Duration
+	if b.cfg.ServerPID > 0 {
+		if cpu1, err := procCPU(b.cfg.ServerPID); err == nil {
+			chatCPU = cpu1 - cpu0
+		}
+	}
+	var sm smTotals
+	if b.cfg.SM {
+		sm = smSettle(ctx, clients)
 	}
 	dropped := b.countDropped(clients)
 	closeAll(clients, readers)
@@ -622,6 +640,13 @@ func (b *bench) runChat(ctx context.Context) {
 	b.r.add("sessions_dropped", "sessions dropped by the server", float64(dropped), "")
 	b.r.add("stale", "messages of earlier runs received (ignored)", float64(cr.stale.Load()), "")
 	b.r.addDur("login_p50_ms", "login time p50", lat.quantile(0.50))
+	if chatCPU > 0 && delivered > 0 {
+		b.r.add("server_cpu_per_msg_us", "server CPU per delivered message (sending and draining)", float64(chatCPU.Microseconds())/float64(delivered), "µs")
+	}
+	if b.cfg.SM {
+		b.r.Params["sm_ack_every"] = b.cfg.SMEvery
+		sm.report(b.r)
+	}
 	b.r.Anomalies += int(lost+dups+reorder+foreign) + dropped + int(sendErrs.Load())
 }
 
