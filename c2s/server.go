@@ -15,6 +15,7 @@ import (
 	"github.com/xmppd/xmppd/c2s/auth"
 	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
+	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/stream"
 )
 
@@ -55,6 +56,10 @@ type Config struct {
 	// keeps unacknowledged before it is closed.
 	ResumeTimeout time.Duration
 	MaxUnacked    int
+	// SavedSessions keeps the resumable sessions across a restart
+	// (Shutdown saves them, Restore puts them back); nil: they end at
+	// shutdown as any other.
+	SavedSessions storage.KeyValue
 	WriteTimeout  time.Duration // a write that takes longer closes the session
 
 	Credentials auth.CredentialStore
@@ -200,7 +205,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, directTLS bool) err
 
 // Shutdown stops the listeners, sends <system-shutdown/> to every open stream
 // and waits (until ctx ends) for the sessions to finish.
-func (s *Server) Shutdown(ctx context.Context) { s.open.Shutdown(ctx) }
+//
+// With SavedSessions, resumable sessions are not ended: their connections
+// are dropped first (as a network would drop them: the clients resume),
+// the other streams are closed (their goodbyes may still reach the
+// suspended sessions' queues), then the suspended sessions are saved.
+func (s *Server) Shutdown(ctx context.Context) {
+	if s.cfg.SavedSessions == nil {
+		s.open.Shutdown(ctx)
+		return
+	}
+	list := s.suspend()
+	s.open.Shutdown(ctx)
+	if err := s.save(ctx, list); err != nil {
+		s.log.Error("saving sessions", "err", err)
+	}
+}
 
 // ServeConn serves one connection that did not come from a listener of
 // the server (an in-memory pipe in tests, a connection handed over by a

@@ -97,6 +97,7 @@ type Conn[T any] struct {
 	writerDone chan struct{} // made only when Close must wait; closed when wdone is set
 	wdone      bool          // the final frame is written (or failed)
 	detached   bool          // the queue is another stream's now (Detach): take nothing from it
+	silent     bool          // AbortDetached: the writer writes nothing more
 
 	park parker // see park.go
 }
@@ -260,6 +261,21 @@ func (c *Conn[T]) Detach(se *stanza.StreamError) {
 	c.onClose()
 	if start {
 		go c.flush()
+	}
+}
+
+// AbortDetached ends the stream at once, writing nothing more (not even
+// </stream:stream>), and leaves the queue alone: the session is kept for
+// later (a restart saves it). The caller closes the connection.
+func (c *Conn[T]) AbortDetached() {
+	c.q.mu.Lock()
+	c.detached, c.silent = true, true
+	c.closing = true
+	running := c.writing
+	c.q.mu.Unlock()
+	c.onClose()
+	if !running {
+		c.markWriterDone()
 	}
 }
 
@@ -552,6 +568,12 @@ func (c *Conn[T]) flush() {
 			c.q.room = nil
 		}
 		closing, se := c.closing, c.closeErr
+		if c.silent {
+			c.writing = false
+			c.q.mu.Unlock()
+			c.markWriterDone()
+			return
+		}
 		if len(batch) == 0 && !closing {
 			c.writing = false
 			c.q.mu.Unlock()

@@ -153,7 +153,9 @@ func startServerWith(parent context.Context, cfg Config, log *slog.Logger, mods 
 		QueueSize:       cfg.C2S.QueueSize,
 		ResumeTimeout:   cfg.C2S.ResumeTimeout.D(),
 		MaxUnacked:      cfg.C2S.MaxUnacked,
-		Credentials:     db,
+		// Resumable sessions outlive a restart (XEP-0198, c2s/smsave.go).
+		SavedSessions: db.KeyValue("c2s_sessions"),
+		Credentials:   db,
 		Throttle: auth.NewThrottle(auth.ThrottleConfig{
 			AddrBurst: cfg.C2S.AuthChecksBurst,
 			AddrRate:  rate.Limit(float64(cfg.C2S.AuthChecksPerMin) / 60),
@@ -198,6 +200,11 @@ func startServerWith(parent context.Context, cfg Config, log *slog.Logger, mods 
 	host.SetSender(rt.Route)
 	host.SetDeliverer(rt.Deliver)
 	host.SetBacklogDeliverer(rt.DeliverBacklog)
+	// Sessions saved at the last shutdown are back, hibernated, before a
+	// client can try to resume them.
+	if err := s.c2s.Restore(ctx); err != nil {
+		return nil, err
+	}
 
 	for _, l := range []struct {
 		addrs  []string

@@ -6,6 +6,7 @@ package main
 // server restart between the cut and the resume.
 
 import (
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -480,5 +481,151 @@ func TestSMMaxUnacked(t *testing.T) {
 		if id := fmt.Sprintf("m%d", i); seen[id] != 1 {
 			t.Errorf("%s stored %d times", id, seen[id])
 		}
+	}
+}
+
+// TestSMRestart (★): the server restarts between bob's cut and his resume.
+// The restarted server has his session, hibernated, with his presence
+// (alice, back on the new server, sees him available, never unavailable);
+// messages to him wait in its queue; bob resumes and gets exactly what he
+// had not acknowledged and what came since, once, in order.
+func TestSMRestart(t *testing.T) {
+	for _, cut := range []bool{true, false} {
+		name := "cut before the restart"
+		if !cut {
+			name = "connected at the restart"
+		}
+		t.Run(name, func(t *testing.T) {
+			srv := startTestServer(t, nil)
+			alice := subscribed(t, srv)
+			bob := smLogin(t, srv, "bob", "phone")
+			bob.send("<presence><status>on the train</status></presence>")
+			bob.drain()
+			alice.nextOf("presence")
+			acked := bob.h
+			alice.send("<message to='bob@localhost' id='m0' type='chat'><body>0</body></message>")
+			alice.send("<message to='bob@localhost' id='m1' type='chat'><body>1</body></message>")
+			bob.nextStanza(false)
+			bob.nextStanza(false)
+			if cut {
+				sess := srv.c2s.Sessions().Session(bob.full)
+				bob.cut()
+				waitFor(t, func() bool { return sess.State() == session.Detached })
+				alice.send("<message to='bob@localhost' id='m2' type='chat'><body>2</body></message>")
+				alice.sync2("m2")
+			}
+			// alice, connected to the old server, hears nothing of bob leaving.
+			assertNoUnavailable(t, alice)
+			srv = restartTestServer(t, srv)
+			restored := srv.c2s.Sessions().Session(bob.full)
+			if restored == nil || restored.State() != session.Detached {
+				t.Fatalf("bob's session was not restored hibernated: %v", restored)
+			}
+			alice = dialWire(t, srv.c2sAddrs[0], false)
+			alice.login("localhost", "alice", "a", false)
+			alice.send("<presence/>")
+			for {
+				p := alice.nextOf("presence")
+				if p.Get("from") == bob.full {
+					if p.Get("type") != "" || p.Child(stanza.NSClient, "status").Text() != "on the train" {
+						t.Fatalf("alice sees bob as %s", p)
+					}
+					break
+				}
+			}
+			alice.send("<message to='bob@localhost' id='m3' type='chat'><body>3</body></message>")
+			alice.sync2("m3")
+			bob.h = acked
+			nb, ans := bob.resume(srv, "bob", acked)
+			if !ans.Is(nsSM, "resumed") {
+				t.Fatalf("resuming after the restart: %s", ans)
+			}
+			nb.send("<iq type='get' id='end' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+			var got []string
+			for {
+				el := nb.nextStanza(true)
+				if el.Get("id") == "end" {
+					break
+				}
+				if el.Local == "message" {
+					got = append(got, el.Get("id"))
+				}
+			}
+			want := "m0 m1 m3"
+			if cut {
+				want = "m0 m1 m2 m3"
+			}
+			if strings.Join(got, " ") != want {
+				t.Fatalf("after the restart bob got %v, want %s", got, want)
+			}
+			assertNoUnavailable(t, alice)
+			if ids := offlineIDs(t, srv, "bob"); len(ids) != 0 {
+				t.Fatalf("offline storage has %v as well", ids)
+			}
+		})
+	}
+}
+
+// TestSMInlineSASL2: Bind 2 enables stream management inline (as
+// Conversations and Monal do) and SASL2 resumes inline (XEP-0388):
+// <resumed/> inside <success/>, no bind.
+func TestSMInlineSASL2(t *testing.T) {
+	srv := startTestServer(t, nil)
+	c := dialWire(t, srv.directAddr[0], true)
+	raw := c.conn.(*tls.Conn).NetConn()
+	features, success := c.loginSASL2("bob", "<bind xmlns='urn:xmpp:bind:0'><tag>phone</tag><enable xmlns='urn:xmpp:sm:3' resume='true'/></bind>")
+	inline := features.Child(stanza.NSSASL2, "authentication").Child(stanza.NSSASL2, "inline")
+	if inline.Child(nsSM, "sm") == nil {
+		t.Errorf("SASL2 does not offer resumption inline: %s", inline)
+	}
+	var vars []string
+	for _, f := range inline.Child(stanza.NSBind2, "bind").Child(stanza.NSBind2, "inline").Children() {
+		vars = append(vars, f.Get("var"))
+	}
+	if !strings.Contains(strings.Join(vars, " "), nsSM) {
+		t.Errorf("Bind 2 does not offer %s inline: %v", nsSM, vars)
+	}
+	en := success.Child(stanza.NSBind2, "bound").Child(nsSM, "enabled")
+	if en == nil || en.Get("id") == "" {
+		t.Fatalf("no <enabled/> in <bound/>: %s", success)
+	}
+	full := success.Child(stanza.NSSASL2, "authorization-identifier").Text()
+	c.next() // features
+	bob := &smClient{wireClient: c, raw: raw, full: full, id: en.Get("id")}
+	alice := dialWire(t, srv.c2sAddrs[0], false)
+	alice.login("localhost", "alice", "a", false)
+	alice.send("<message to='" + full + "' id='m0'><body>0</body></message>")
+	if m := bob.nextStanza(false); m.Get("id") != "m0" {
+		t.Fatalf("got %s", m)
+	}
+	bob.cut()
+	waitFor(t, func() bool { return srv.c2s.Sessions().Session(full).State() == session.Detached })
+	alice.send("<message to='" + full + "' id='m1'><body>1</body></message>")
+	alice.sync2("m1")
+
+	n := dialWire(t, srv.directAddr[0], true)
+	_, success = n.loginSASL2("bob", "<resume xmlns='urn:xmpp:sm:3' previd='"+bob.id+"' h='0'/><bind xmlns='urn:xmpp:bind:0'><tag>other</tag></bind>")
+	if r := success.Child(nsSM, "resumed"); r == nil || r.Get("h") != "0" {
+		t.Fatalf("no <resumed/> in <success/>: %s", success)
+	}
+	if success.Child(stanza.NSBind2, "bound") != nil {
+		t.Errorf("a resumed session is bound again: %s", success)
+	}
+	if got := success.Child(stanza.NSSASL2, "authorization-identifier").Text(); got != full {
+		t.Errorf("resumed as %s, want %s", got, full)
+	}
+	n.next() // features
+	nb := &smClient{wireClient: n}
+	for _, want := range []string{"m0", "m1"} {
+		if m := nb.nextStanza(true); m.Get("id") != want {
+			t.Fatalf("got %s, want %s", m, want)
+		}
+	}
+
+	// A failed inline resumption binds as asked, and says why.
+	f := dialWire(t, srv.directAddr[0], true)
+	_, success = f.loginSASL2("bob", "<resume xmlns='urn:xmpp:sm:3' previd='nosuch' h='0'/><bind xmlns='urn:xmpp:bind:0'><tag>other</tag></bind>")
+	if !failedWith("item-not-found")(success.Child(nsSM, "failed")) || success.Child(stanza.NSBind2, "bound") == nil {
+		t.Fatalf("failed inline resumption: %s", success)
 	}
 }
