@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/xeps"
 	"github.com/xmppd/xmppd/xeps/push"
@@ -314,4 +315,37 @@ func restartTestServerWith(t *testing.T, srv *server, extra ...xeps.Module) *ser
 		t.Fatal(err)
 	}
 	return serveForTest(t, cfg, slog.New(slog.DiscardHandler), append(modules(cfg), extra...))
+}
+
+// TestPushHibernated: alice's phone enabled stream management and push,
+// then lost its connection: the session waits for a resume (hibernated,
+// XEP-0198), and a message for it wakes the phone through the app server
+// (the message itself waits in the session and comes with the resume).
+func TestPushHibernated(t *testing.T) {
+	srv, app := pushServer(t, nil)
+	phone := smLogin(t, srv, "alice", "phone")
+	phone.send(fmt.Sprintf(enableSecret, "en", "hib"))
+	if r := phone.nextStanza(false); r.Get("type") != "result" {
+		t.Fatalf("enable: %s", r)
+	}
+	phone.send("<presence/>")
+	phone.drain()
+	sess := srv.c2s.Sessions().Session(phone.full)
+	phone.cut()
+	waitFor(t, func() bool { return sess.State() == session.Detached })
+
+	bob := dialWire(t, srv.c2sAddrs[0], false)
+	bob.login("localhost", "bob", "b", false)
+	bob.send("<message to='alice@localhost' type='chat' id='h1'><body>are you there</body></message>")
+	s := summary(t, app.wait(t, wireTimeout))
+	if s["node"] != "hib" || s["message-count"] != "1" {
+		t.Fatalf("summary %v", s)
+	}
+	np, ans := phone.resume(srv, "alice", phone.h)
+	if !ans.Is(nsSM, "resumed") {
+		t.Fatalf("resume: %s", ans)
+	}
+	if m := np.nextStanza(true); m.Get("id") != "h1" {
+		t.Fatalf("after resuming the phone got %s", m)
+	}
 }
