@@ -421,7 +421,7 @@ func BenchmarkArchiveAppend(b *testing.B) {
 			name += "/no-text" // what the full-text index costs
 		}
 		b.Run(name, func(b *testing.B) {
-			_, l := benchLog(b)
+			db, l := benchLog(b)
 			b.SetParallelism((writers + 1) / 2) // × GOMAXPROCS (2)
 			var users atomic.Int64
 			var mu sync.Mutex
@@ -451,6 +451,10 @@ func BenchmarkArchiveAppend(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
 			percentiles(b, all)
+			st := db.bolt.Stats()
+			b.ReportMetric(float64(st.TxStats.GetWrite())/float64(b.N), "pages-written/append")
+			b.ReportMetric(float64(b.N)/float64(st.TxN-st.OpenTxN+1), "appends/tx-approx")
+			b.Logf("commits %d, write time %v, spill %v, rebalance %v", st.TxN, st.TxStats.GetWriteTime(), st.TxStats.GetSpillTime(), st.TxStats.GetRebalanceTime())
 		})
 	}
 }

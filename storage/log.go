@@ -42,6 +42,8 @@ const (
 	logHigh  = 'h'
 	logWith  = 'w'
 	logWord  = 't'
+	// logPending is the list of entries whose words are not indexed yet.
+	logPending = 'r'
 
 	// logValueV1 is an entry without text: 0x01, uvarint len(with), with,
 	// data. logValueV2 adds the text after with: uvarint 0 (none), or 1,
@@ -357,23 +359,38 @@ func appendIn(b *bolt.Bucket, owner string, high []byte, want LogID, value []byt
 const appendFillPercent = 0.95
 
 // entryIndex is the posting lists one entry belongs to: its 'with' and its
-// words.
+// pending words.
 type entryIndex struct {
-	lists [][]byte
+	owner   string
+	lists   [][]byte
+	hasText bool
 }
 
 func newEntryIndex(owner, with, text string) entryIndex {
-	var ix entryIndex
+	ix := entryIndex{owner: owner, hasText: text != ""}
 	if with != "" {
 		ix.lists = append(ix.lists, withPrefix(owner, with))
 	}
-	if text != "" {
-		for _, w := range appendWords(nil, text) {
-			ix.lists = append(ix.lists, wordPrefix(owner, w))
-		}
-	}
 	return ix
 }
+
+// The words of an entry are not indexed by its Append: each word's list
+// lies elsewhere in the owner's part of the bucket, so a dozen words would
+// dirty a dozen pages, for every message (the commit writes them all: four
+// times the pages of the entry alone). Append adds the id to the owner's
+// pending list (owner NUL 'r', next to the high-water key, whose page is
+// written anyway), and every pendingMax appends the owner's pending
+// entries are indexed together: their common words share chunks and
+// pages. A text Query reads the pending entries (at most pendingMax) and
+// matches their text itself. Pending ids are always newer than every
+// indexed one (pending entries are indexed all at once, and Append only
+// issues newer ids), so a query takes the indexed matches and then the
+// pending ones, or the reverse going backward. The text is read from the
+// entry when indexed, so a Replace of a pending entry changes nothing else.
+const pendingMax = 32
+
+// pendingPrefix is the prefix of owner's pending list.
+func pendingPrefix(owner string) []byte { return logKey(owner, logPending, 8) }
 
 // add puts id in the entry's lists.
 func (ix entryIndex) add(b *bolt.Bucket, id LogID) error {
@@ -383,7 +400,70 @@ func (ix entryIndex) add(b *bolt.Bucket, id LogID) error {
 			return err
 		}
 	}
-	return nil
+	if !ix.hasText {
+		return nil
+	}
+	pending := pendingPrefix(ix.owner)
+	if err := p.add(pending, id); err != nil {
+		return err
+	}
+	ids, err := readList(b, pending, nil)
+	if err != nil || len(ids) < pendingMax {
+		return err
+	}
+	return indexPending(b, &p, ix.owner, ids)
+}
+
+// readList appends the ids of list prefix to ids.
+func readList(b *bolt.Bucket, prefix []byte, ids []LogID) ([]LogID, error) {
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); ; k, v = c.Next() {
+		first, ok := chunkFirst(prefix, k)
+		if !ok {
+			return ids, nil
+		}
+		var err error
+		if ids, err = decodeChunk(ids, first, v); err != nil {
+			return ids, err
+		}
+	}
+}
+
+// indexPending adds owner's pending entries (ids, ascending) to the lists
+// of their words and empties the pending list.
+func indexPending(b *bolt.Bucket, p *postings, owner string, ids []LogID) error {
+	lists := make(map[string][]LogID)
+	var words []string
+	for _, id := range ids {
+		v := b.Get(entryKey(owner, id))
+		if v == nil {
+			continue
+		}
+		_, text, err := entryText(id, owner, v)
+		if err != nil {
+			continue // indexed without its words: it cannot be read anyway
+		}
+		words = appendWords(words[:0], string(text))
+		for _, w := range words {
+			lists[w] = append(lists[w], id)
+		}
+	}
+	for _, w := range slices.Sorted(maps.Keys(lists)) {
+		prefix := wordPrefix(owner, w)
+		for _, id := range lists[w] {
+			if err := p.add(prefix, id); err != nil {
+				return err
+			}
+		}
+	}
+	return p.remove(pendingPrefix(owner), ids)
+}
+
+// isPending reports whether owner's entry id waits to be indexed.
+func isPending(b *bolt.Bucket, owner string, id LogID) bool {
+	loads := 0
+	pc := postCursor{c: b.Cursor(), prefix: pendingPrefix(owner), loads: &loads}
+	return pc.ge(id) == id
 }
 
 // Get implements Log.
@@ -518,10 +598,13 @@ func (l *boltLog) Query(ctx context.Context, owner string, q LogQuery) (LogPage,
 			return nil
 		}
 		var err error
-		if len(lists) == 0 {
+		switch {
+		case len(lists) == 0:
 			page.Complete, err = l.scanEntries(b, owner, lo, hi, limit, q.Backward, add)
-		} else {
+		case len(words) == 0:
 			page.Complete, err = l.joinLists(b, owner, lists, lo, hi, limit, q.Backward, add)
+		default:
+			page.Complete, err = l.search(b, owner, lists, words, q.With, lo, hi, limit, q.Backward, add)
 		}
 		if err != nil {
 			return err
@@ -594,6 +677,81 @@ func (l *boltLog) scanEntries(b *bolt.Bucket, owner string, lo, hi LogID, limit 
 		}
 		n++
 	}
+}
+
+// search is joinLists for a query with words: the indexed matches and the
+// pending entries that match (all newer than any indexed one), in order.
+func (l *boltLog) search(b *bolt.Bucket, owner string, lists [][]byte, words []string, with string, lo, hi LogID, limit int, backward bool, add func(LogID, []byte) error) (complete bool, err error) {
+	type match struct {
+		id LogID
+		v  []byte
+	}
+	var pending []match
+	ids, err := readList(b, pendingPrefix(owner), nil)
+	if err != nil {
+		return false, err
+	}
+	var have []string
+	for _, id := range ids {
+		if id < lo || id > hi {
+			continue
+		}
+		v := b.Get(entryKey(owner, id))
+		if v == nil {
+			continue
+		}
+		w, text, err := entryText(id, owner, v)
+		if err != nil {
+			return false, err
+		}
+		if with != "" && string(w) != with {
+			continue
+		}
+		have = appendWords(have[:0], string(text))
+		if !containsAll(have, words) {
+			continue
+		}
+		pending = append(pending, match{id, v})
+	}
+	n := 0
+	if !backward {
+		counted := func(id LogID, v []byte) error { n++; return add(id, v) }
+		if complete, err = l.joinLists(b, owner, lists, lo, hi, limit, false, counted); err != nil || !complete {
+			return complete, err
+		}
+		for _, m := range pending {
+			if n == limit {
+				return false, nil
+			}
+			if err := add(m.id, m.v); err != nil {
+				return false, err
+			}
+			n++
+		}
+		return true, nil
+	}
+	for i := len(pending) - 1; i >= 0; i-- {
+		if n == limit {
+			return false, nil
+		}
+		if err := add(pending[i].id, pending[i].v); err != nil {
+			return false, err
+		}
+		n++
+	}
+	// With no room left (limit-n is 0), joinLists still reports whether
+	// an older match exists.
+	return l.joinLists(b, owner, lists, lo, hi, limit-n, true, add)
+}
+
+// containsAll reports whether have (sorted) holds every one of want.
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if _, found := slices.BinarySearch(have, w); !found {
+			return false
+		}
+	}
+	return true
 }
 
 // joinLists hands add the entries of owner in [lo, hi] that are in every
@@ -798,6 +956,9 @@ func expireOwner(b *bolt.Bucket, owner []byte, end LogID, max int) (n int, stopp
 			lists[l] = append(lists[l], id)
 		}
 		if len(text) > 0 {
+			// In the pending list or in its words' lists.
+			l := string(pendingPrefix(string(owner)))
+			lists[l] = append(lists[l], id)
 			words = appendWords(words[:0], string(text))
 			for _, w := range words {
 				l := string(wordPrefix(string(owner), w))
@@ -843,12 +1004,19 @@ func (l *boltLog) Replace(ctx context.Context, owner string, id LogID, e LogEntr
 		if err != nil {
 			return err
 		}
-		oldWords := appendWords(nil, string(text))
 		value := encodeLogValue(owner, string(with), e.Text, e.Data)
 		if err := b.Put(key, value); err != nil {
 			return err
 		}
 		p := postings{b: b}
+		if isPending(b, owner, id) {
+			// Its words are read when it is indexed; one without text
+			// any more is then indexed under none. (An entry that had no
+			// text was never pending: it is indexed below, not made
+			// pending, since pending ids must stay newer than indexed ones.)
+			return nil
+		}
+		oldWords := appendWords(nil, string(text))
 		for _, w := range oldWords {
 			if _, found := slices.BinarySearch(newWords, w); !found {
 				if err := p.remove(wordPrefix(owner, w), []LogID{id}); err != nil {

@@ -58,6 +58,13 @@ const (
 	saltLen = 16
 
 	kvPrefix = "kv:"
+
+	// initialMmapSize is the address space bbolt maps at open. A growing
+	// file past the mapping makes bbolt remap it, which waits for every
+	// read transaction and blocks the writer meanwhile: with the archive
+	// growing all the time, that was most of an Append's wait. Address
+	// space only: pages are read from the file as used.
+	initialMmapSize = 1 << 30
 )
 
 var (
@@ -91,7 +98,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("storage: create directory for %s: %w", path, err)
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, InitialMmapSize: initialMmapSize})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("storage: open %s: %w (is xmppd running? use the admin socket instead)", path, ErrLocked)

@@ -524,7 +524,8 @@ func (p *pusher) answered(k string, r *regState, err error) {
 	} else {
 		r.failures++
 	}
-	drop := err != nil && r.failures >= p.cfg.MaxFailures
+	failures := r.failures // for the logs, after the lock
+	drop := err != nil && failures >= p.cfg.MaxFailures
 	again := !drop && r.pending && r.timer == nil && !p.stopped
 	if drop {
 		delete(p.regs, k)
@@ -539,10 +540,10 @@ func (p *pusher) answered(k string, r *regState, err error) {
 	}
 	p.mu.Unlock()
 	if err != nil {
-		p.log.Warn("push notification failed", "jid", r.owner.String(), "app", r.reg.JID.String(), "failures", r.failures, "err", err)
+		p.log.Warn("push notification failed", "jid", r.owner.String(), "app", r.reg.JID.String(), "failures", failures, "err", err)
 	}
 	if drop {
-		p.log.Warn("push registration disabled after repeated failures", "jid", r.owner.String(), "app", r.reg.JID.String(), "node", r.reg.Node, "failures", r.failures)
+		p.log.Warn("push registration disabled after repeated failures", "jid", r.owner.String(), "app", r.reg.JID.String(), "node", r.reg.Node, "failures", failures)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := p.store.Delete(ctx, []byte(k)); err != nil {
