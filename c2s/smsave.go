@@ -166,8 +166,8 @@ func (s *Server) restoreOne(b []byte) (*session.Session, time.Duration, error) {
 
 	sess := session.New(newID(), s.cfg.QueueSize)
 	sess.SetAddress(addr)
-	if bc := el.Child(nsSaved, "broadcast").FirstChild(); bc != nil {
-		sess.SetBroadcast(bc)
+	if bc := el.Child(nsSaved, "broadcast"); bc != nil && bc.FirstChild() != nil {
+		sess.SetBroadcast(bc.FirstChild())
 	}
 	if p := el.Get("priority"); p != "" {
 		sess.TrackPresence(stanza.New(stanza.NSClient, "presence").
@@ -183,9 +183,9 @@ func (s *Server) restoreOne(b []byte) (*session.Session, time.Duration, error) {
 		sess.SetInterested(session.Interest(interests))
 	}
 	m := session.NewSM(el.Get("id"), time.Duration(timeoutMs)*time.Millisecond, s.cfg.MaxUnacked)
-	m.Restore(uint32(in), uint32(acked), el.Child(nsSaved, "unacked").Children())
+	m.Restore(uint32(in), uint32(acked), children(el, "unacked"))
 	sess.SetSM(m)
-	sess.Queue().PushFront(el.Child(nsSaved, "queued").Children())
+	sess.Queue().PushFront(children(el, "queued"))
 	if old := s.cfg.Sessions.Bind(sess); old != nil {
 		old.Close(&stanza.StreamError{Condition: "conflict"})
 	}
@@ -227,15 +227,18 @@ func parseSaved(b []byte) (*stanza.Element, error) {
 			return nil, fmt.Errorf("bad priority: %w", err)
 		}
 	}
-	for _, c := range el.Child(nsSaved, "unacked").Children() {
-		if !session.IsCounted(c) {
-			return nil, errors.New("a saved stanza is not a stanza")
-		}
-	}
-	for _, c := range el.Child(nsSaved, "queued").Children() {
+	for _, c := range append(children(el, "unacked"), children(el, "queued")...) {
 		if !session.IsCounted(c) {
 			return nil, errors.New("a saved stanza is not a stanza")
 		}
 	}
 	return el, nil
+}
+
+// children returns the children of el's child named local (none if absent).
+func children(el *stanza.Element, local string) []*stanza.Element {
+	if c := el.Child(nsSaved, local); c != nil {
+		return c.Children()
+	}
+	return nil
 }
