@@ -96,7 +96,7 @@ func (m *SM) Taken(batch []*stanza.Element, ackEvery uint32) (request, kept, ove
 func (m *SM) NeedsRequest() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.counting && m.out != m.rAt && !m.rPending
+	return m.counting && m.out != m.acked && m.out != m.rAt && !m.rPending
 }
 
 // Ack applies the client's h: the stanzas it acknowledges are forgotten.
