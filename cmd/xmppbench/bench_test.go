@@ -401,6 +401,85 @@ func TestScenariosAgainstXmppd(t *testing.T) {
 		want(t, figs, "setup_subscriptions", 0)
 		want(t, figs, "presence_distinct", 10)
 	})
+
+	t.Run("chat-sm", func(t *testing.T) {
+		// XEP-0198 on every session: the server's acks cover every stanza
+		// sent (a final <r/> after the drain), and h counted what arrived.
+		_, figs, code := runBench(t, append([]string{"chat"}, common(s.starttls, "--sm", "--sm-ack-every", "5", "--pairs", "2",
+			"--duration", "500ms", "--server-pid", pid)...)...)
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		want(t, figs, "sm_sessions", 4)
+		want(t, figs, "sm_unacked_end", 0)
+		want(t, figs, "lost", 0)
+		if figs["sm_acks"] < figs["messages_sent"]/5-4 || figs["sm_stanzas_in"] < figs["messages_delivered"] {
+			t.Errorf("acks %v for %v sent (every 5th), h %v for %v delivered", figs["sm_acks"], figs["messages_sent"],
+				figs["sm_stanzas_in"], figs["messages_delivered"])
+		}
+		if figs["server_cpu_per_msg_us"] <= 0 {
+			t.Errorf("server CPU per message not measured")
+		}
+	})
+
+	for _, cut := range []string{"silent", "rst"} {
+		t.Run("resume-"+cut, func(t *testing.T) {
+			// Sessions cut at once, messages sent to them meanwhile, every
+			// one resumed: none lost, none twice.
+			_, figs, code := runBench(t, append([]string{"resume"}, common(s.starttls, "--cut", cut, "--n", "6", "--senders", "2",
+				"--before", "2", "--during", "3", "--offline", "300ms", "--drain", "5s", "--server-pid", pid)...)...)
+			if code != 0 {
+				t.Fatalf("exit %d", code)
+			}
+			want(t, figs, "resumed", 6)
+			want(t, figs, "resume_failed", 0)
+			want(t, figs, "messages_sent", 30)
+			want(t, figs, "messages_delivered", 30)
+			want(t, figs, "lost", 0)
+			want(t, figs, "duplicated", 0)
+			want(t, figs, "server_missed", 0)
+			ordered(t, figs, "resume_p50_ms", "resume_p99_ms")
+		})
+	}
+
+	t.Run("hibernate", func(t *testing.T) {
+		_, figs, code := runBench(t, append([]string{"hibernate"}, common(s.starttls, "--n", "8", "--senders", "1",
+			"--hold", "300ms", "--settle", "100ms", "--drain", "5s", "--server-pid", pid)...)...)
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		want(t, figs, "resumed", 8)
+		want(t, figs, "lost", 0)
+		if figs["server_rss_hibernated"] <= 0 {
+			t.Errorf("server RSS not read: %v", figs["server_rss_hibernated"])
+		}
+		if _, ok := figs["server_rss_per_hibernated"]; !ok {
+			t.Error("no server_rss_per_hibernated")
+		}
+	})
+
+	t.Run("archive", func(t *testing.T) {
+		// u1 and u2 fill the archive; u1 pages through it and searches
+		// it. 20 words over 200 bodies of 12: every word is in many.
+		_, figs, code := runBench(t, append([]string{"archive"}, common(s.starttls, "--fill", "200", "--queries", "5", "--words", "20",
+			"--server-pid", pid)...)...)
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		want(t, figs, "fill_delivered", 200)
+		for _, k := range []string{"newest", "with", "before_id"} {
+			want(t, figs, "q_"+k+"_results", 50)
+			ordered(t, figs, "q_"+k+"_p50_ms", "q_"+k+"_p99_ms")
+		}
+		if figs["q_range_results"] <= 0 || figs["q_fulltext_results"] <= 0 {
+			t.Errorf("range %v, full-text %v results per query", figs["q_range_results"], figs["q_fulltext_results"])
+		}
+		for _, k := range []string{"q_fulltext_wrong", "q_fulltext_errors", "q_range_errors"} {
+			if v, ok := figs[k]; ok {
+				t.Errorf("%s = %v", k, v)
+			}
+		}
+	})
 }
 
 // TestTable checks the human output of a tiny run.

@@ -693,6 +693,12 @@ func (c *client) close() {
 		return
 	}
 	_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	if s := c.sm; s != nil && !s.cut.Load() {
+		// Ack what was handled before leaving, as clients do: the server
+		// treats stanzas unacknowledged at the end as undelivered (and
+		// stores them offline, or bounces them).
+		_ = c.write([]byte("<a xmlns='" + nsSM + "' h='" + strconv.FormatUint(uint64(s.h.Load()), 10) + "'/>"))
+	}
 	_ = c.write([]byte(stanza.StreamEnd))
 	c.conn.Close()
 }

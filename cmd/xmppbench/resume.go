@@ -75,6 +75,10 @@ type resRun struct {
 	runID string
 	stale atomic.Int64
 	got   atomic.Int64 // distinct deliveries, all sessions
+
+	foreignSeen atomic.Int64
+	mu          sync.Mutex
+	foreignEx   []string // the first unexpected messages, for the notes
 }
 
 func (rr *resRun) onMessage(c *client, el *stanza.Element) {
@@ -91,6 +95,11 @@ func (rr *resRun) onMessage(c *client, el *stanza.Element) {
 		st.mu.Lock()
 		st.foreign++
 		st.mu.Unlock()
+		if rr.foreignSeen.Add(1) <= 3 {
+			rr.mu.Lock()
+			rr.foreignEx = append(rr.foreignEx, fmt.Sprintf("from %s type %q: %.80s", el.Get("from"), el.Get("type"), el.String()))
+			rr.mu.Unlock()
+		}
 		return
 	}
 	if st.record(sq) {
@@ -327,6 +336,9 @@ func (b *bench) runResume(ctx context.Context, hibernate bool) {
 	b.r.add("unexpected", "unexpected/error messages received", float64(foreign), "")
 	b.r.add("server_missed", "our stanzas the server did not get (h in <resumed/>)", float64(serverMissed.Load()), "")
 	b.r.add("stale", "messages of earlier runs received (ignored)", float64(rr.stale.Load()), "")
+	for _, ex := range rr.foreignEx {
+		b.r.Notes = append(b.r.Notes, "unexpected message "+ex)
+	}
 	b.r.add("sessions_dropped", "sessions dropped by the server after resuming", float64(dropped), "")
 	if pid > 0 && resumedN.Load() > 0 && resumeCPU > 0 {
 		b.r.add("resume_cpu_us", "server CPU per resumption (TLS and SASL included)", float64(resumeCPU.Microseconds())/float64(resumedN.Load()), "µs")
