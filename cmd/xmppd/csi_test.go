@@ -210,3 +210,30 @@ func TestCSIFeatureAndBind2(t *testing.T) {
 		t.Fatalf("carbons enabled in Bind 2: got %v", got)
 	}
 }
+
+// TestCSIHeldNotLost: a message held for an inactive session (a receipt,
+// which is not urgent) is not lost when the session ends: it goes the way
+// of what the session did not get, to offline storage, and reaches alice
+// at her next login.
+func TestCSIHeldNotLost(t *testing.T) {
+	srv := startTestServer(t, nil)
+	alice := dialWire(t, srv.c2sAddrs[0], false)
+	alice.login("localhost", "alice", "a", false)
+	alice.send("<presence/>")
+	alice.sync2("presence")
+	alice.send("<inactive xmlns='urn:xmpp:csi:0'/>")
+	alice.sync2("inactive")
+	bob := dialWire(t, srv.c2sAddrs[0], false)
+	bob.login("localhost", "bob", "b", false)
+	bob.send("<message to='alice@localhost/a' id='r1'><received xmlns='urn:xmpp:receipts' id='m0'/></message>")
+	bob.sync2("receipt")
+	alice.send("</stream:stream>")
+	alice.expectClosed()
+
+	again := dialWire(t, srv.c2sAddrs[0], false)
+	again.login("localhost", "alice", "a", false)
+	again.send("<presence/>")
+	if m := again.nextOf("message"); m.Get("id") != "r1" {
+		t.Fatalf("after login alice got %s", m)
+	}
+}

@@ -33,9 +33,9 @@
 // The state is kept in this module, per session (keyed by the session, so a
 // resumed session keeps it), and released when the session ends; held
 // presence and chat states are dropped with it (they are stale). Held
-// messages (receipts, markers, group chat) are dropped too and logged: a
-// module cannot yet hand a stanza to the router's undeliverable path
-// (requested of the session layer).
+// messages (receipts, markers, group chat) go back into the session's queue
+// when it ends, which c2s hands to the router's undeliverable path (the
+// user's other resources, offline storage).
 package csi
 
 import (
@@ -243,8 +243,21 @@ func (c *csi) closed(_ context.Context, s xeps.Session) {
 		st.inactive = false
 		c.inactive.Add(-1)
 	}
-	if n := len(st.held); n > 0 {
-		c.log.Debug("session ended with stanzas held back", "session", s.ID(), "held", n)
+	// Held messages are put back in the session's queue: c2s hands what
+	// its queue still holds after OnSessionClosed to the router's
+	// undeliverable path (other resources, offline storage), so nothing
+	// accepted is lost. Held presence and chat states are stale: dropped.
+	lost := 0
+	for _, h := range st.held {
+		if h.kind != other || h.el.Local != "message" {
+			continue
+		}
+		if !s.Queue().Push(h.el) {
+			lost++
+		}
+	}
+	if lost > 0 {
+		c.log.Warn("held messages dropped at the end of a session: its queue is full", "session", s.ID(), "dropped", lost)
 	}
 	st.held = nil
 }
