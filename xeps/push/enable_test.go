@@ -108,3 +108,31 @@ func FuzzParseEnable(f *testing.F) {
 		}
 	})
 }
+
+func TestWorthNotifying(t *testing.T) {
+	tests := []struct {
+		xml  string
+		want bool
+	}{
+		{`<message xmlns='jabber:client' type='chat'><body>x</body></message>`, true},
+		{`<message xmlns='jabber:server'><body>x</body></message>`, true},
+		{`<message xmlns='jabber:client' type='chat'><encrypted xmlns='eu.siacs.conversations.axolotl'/></message>`, true},
+		{`<message xmlns='jabber:client' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`, false},
+		{`<message xmlns='jabber:client' type='groupchat'><body>x</body></message>`, false},
+		{`<message xmlns='jabber:client' type='headline'><body>x</body></message>`, false},
+		{`<message xmlns='jabber:client' type='error'><body>x</body></message>`, false},
+		{`<message xmlns='jabber:client' type='chat'><received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' type='chat'><body>x</body></message></forwarded></received></message>`, true},
+		{`<message xmlns='jabber:client' type='chat'><received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/></message></forwarded></received></message>`, false},
+		{`<message xmlns='jabber:client' type='chat'><sent xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' type='chat'><body>x</body></message></forwarded></sent></message>`, false},
+		{`<presence xmlns='jabber:client'/>`, false},
+	}
+	for _, tc := range tests {
+		el, err := stanza.ParseElement([]byte(tc.xml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := worthNotifying(el); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.xml, got, tc.want)
+		}
+	}
+}

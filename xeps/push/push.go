@@ -15,7 +15,8 @@
 //
 // When a notification goes out. For a message of type chat or normal (or
 // none) with a <body/> or an end-to-end encrypted payload (OMEMO, OpenPGP
-// for XMPP), never groupchat, headline or error:
+// for XMPP), or a received carbon of one, never groupchat, headline or
+// error:
 //   - offered to the Undeliverable stage: no session of the account took it
 //     (it goes to offline storage next: this module's hook runs before
 //     offline's and passes);
@@ -64,6 +65,8 @@ const (
 	NSPubSub         = "http://jabber.org/protocol/pubsub"
 	NSPublishOptions = "http://jabber.org/protocol/pubsub#publish-options"
 	NSData           = "jabber:x:data"
+	nsCarbons        = "urn:xmpp:carbons:2"
+	nsForward        = "urn:xmpp:forward:0"
 )
 
 // StoreName is the KeyValue holding the registrations.
@@ -336,6 +339,13 @@ func worthNotifying(el *stanza.Element) bool {
 		}
 		if c.Local == "body" && c.Space == el.Space {
 			return true
+		}
+		if c.Space == nsCarbons && c.Local == "received" {
+			// A copy of a message another resource got (XEP-0280) wakes a
+			// hibernated phone as the message itself would.
+			if inner := c.Child(nsForward, "forwarded").Child(stanza.NSClient, "message"); inner != nil && inner.Child(nsCarbons, "received") == nil {
+				return worthNotifying(inner)
+			}
 		}
 		for _, ns := range encrypted {
 			if c.Space == ns && c.Local == "encrypted" || c.Space == ns && c.Local == "openpgp" {
