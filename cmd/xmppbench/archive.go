@@ -47,7 +47,7 @@ func archiveFlags(fs *flag.FlagSet, a *archiveConfig) {
 	fs.IntVar(&a.Queries, "queries", 200, "queries of each kind")
 	fs.IntVar(&a.Page, "page", 50, "page size (RSM <max/>)")
 	fs.IntVar(&a.Words, "words", 2000, "vocabulary of the message bodies: words w1..wN, so a full-text query for one word matches about fill×body-words÷words messages")
-	fs.IntVar(&a.BodyWord, "body-words", 12, "words per body (with 12, a message stanza is about 200 bytes)")
+	fs.IntVar(&a.BodyWord, "body-words", 16, "words per body (with 16 and the default --words, a message stanza is about 200 bytes)")
 	fs.BoolVar(&a.FullText, "fulltext", true, "run the full-text queries (XEP-0431 field "+fulltextFV+")")
 }
 
