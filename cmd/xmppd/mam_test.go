@@ -1,13 +1,22 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/xmppd/xmppd/router"
+	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
+	"github.com/xmppd/xmppd/storage"
+	"github.com/xmppd/xmppd/xeps"
 )
 
 // The message archive (xeps/mam) over real sockets: two users chat, both
@@ -601,5 +610,86 @@ func TestMAMRetraction(t *testing.T) {
 		if b := p.bodies()[1]; b != "fine" {
 			t.Fatalf("%s: second message %q: another's retraction was applied", who.bare, b)
 		}
+	}
+}
+
+// chatWorld is the server's modules (with the archive or without), router
+// and registry in process, users u0..u(n-1) online, no sockets: what the
+// archive adds to a message's path, and nothing else.
+func newChatWorld(tb testing.TB, users int, archive bool) *presenceWorld {
+	tb.Helper()
+	cfg := DefaultConfig()
+	db, err := storage.Open(filepath.Join(tb.TempDir(), "x.db"), storage.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	reg := session.NewRegistry()
+	host := xeps.NewHost(xeps.Config{Domains: cfg.Domains, Logger: slog.New(slog.DiscardHandler), DB: db, Sessions: reg})
+	var mods []xeps.Module
+	for _, m := range modules(cfg) {
+		if m.Name() != "archive" || archive {
+			mods = append(mods, m)
+		}
+	}
+	if err := host.Register(mods...); err != nil {
+		tb.Fatal(err)
+	}
+	w := &presenceWorld{}
+	w.rt = router.New(host, reg, nil, nil)
+	host.SetSender(w.rt.Route)
+	host.SetDeliverer(w.rt.Deliver)
+	host.SetBacklogDeliverer(w.rt.DeliverBacklog)
+	ctx := context.Background()
+	creds, _ := storage.DeriveCredentials("p", 0)
+	for i := range users {
+		if err := db.CreateUser(ctx, "localhost", fmt.Sprintf("u%d", i), creds); err != nil {
+			tb.Fatal(err)
+		}
+		j, _ := stanza.ParseJID(fmt.Sprintf("u%d@localhost/r", i))
+		s := session.New(j.String(), 1024)
+		s.SetAddress(j)
+		reg.Bind(s)
+		s.Attach(countingTransport{&w.delivered})
+		w.sessions = append(w.sessions, s)
+		w.send(i, "<presence/>")
+	}
+	return w
+}
+
+// BenchmarkChatArchive: 1:1 chat messages between pairs of online users,
+// from 64 senders at once (as many clients chat at once), with the archive
+// and without. With it every message costs two appends (the sender's copy
+// and the recipient's, the latter committed to disk before delivery);
+// concurrent appends share their commits (the store's group commit), so
+// msgs/s, not ns/op of one sender, is the figure that matters.
+func BenchmarkChatArchive(b *testing.B) {
+	for _, archive := range []bool{false, true} {
+		name := "off"
+		if archive {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			const senders = 64
+			w := newChatWorld(b, 2*senders, archive)
+			var next atomic.Int64
+			w.delivered.Store(0)
+			b.ReportAllocs()
+			b.SetParallelism(senders / runtime.GOMAXPROCS(0))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(next.Add(1)-1) % senders
+				from, to := 2*i, 2*i+1
+				msg := fmt.Sprintf("<message type='chat' to='u%d@localhost'><body>hello, this is a message of some forty bytes</body></message>", to)
+				for pb.Next() {
+					w.send(from, msg)
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			if d := w.delivered.Load(); d < int64(b.N) {
+				b.Fatalf("%d delivered of %d", d, b.N)
+			}
+		})
 	}
 }
