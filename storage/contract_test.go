@@ -44,6 +44,15 @@ func TestContractLog(t *testing.T) {
 	storetest.Log(t, opener(func(db *storage.DB) storage.Log { return db.Log("archive") }))
 }
 
+// TestContractLogIndexed runs the Log contract with the words of every
+// third entry's batch indexed at once (the default waits for 128 per
+// owner, more than most subtests append), so that queries, Replace and
+// deletes go through the word index and the pending list together.
+func TestContractLogIndexed(t *testing.T) {
+	defer storage.SetPendingMax(3)()
+	storetest.Log(t, opener(func(db *storage.DB) storage.Log { return db.Log("archive") }))
+}
+
 func TestContractKeyValue(t *testing.T) {
 	storetest.KeyValue(t, opener(func(db *storage.DB) storage.KeyValue { return db.KeyValue("roster") }))
 }

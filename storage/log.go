@@ -387,7 +387,10 @@ func newEntryIndex(owner, with, text string) entryIndex {
 // issues newer ids), so a query takes the indexed matches and then the
 // pending ones, or the reverse going backward. The text is read from the
 // entry when indexed, so a Replace of a pending entry changes nothing else.
-const pendingMax = 32
+//
+// 128: measured with 400 writers, 32 wrote 3.9 pages per append and 128
+// 3.0; a text query matches at most this many entries by reading them.
+var pendingMax = 128 // a variable for the tests, which make it small
 
 // pendingPrefix is the prefix of owner's pending list.
 func pendingPrefix(owner string) []byte { return logKey(owner, logPending, 8) }
