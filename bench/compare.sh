@@ -7,6 +7,8 @@
 #   bench/compare.sh --large         occasional run: 50 000 idle sessions and more (see SIZES below)
 #   bench/compare.sh --servers "xmppd prosody"   a subset (xmppd first: the fixed-rate chat needs its peak)
 #   bench/compare.sh --work DIR      keep configs, logs and JSON results in DIR (default: a new /tmp/xmppd-bench.*)
+#   bench/compare.sh --modern        issue 13 instead: every server with its archive, carbons and stream
+#                                    management on, and the MODERN SCENARIOS below instead of the ones above
 #
 # What it does, one server at a time (start, every scenario, stop, next):
 #   xmppd on 127.0.0.4, Prosody on 127.0.0.2, ejabberd on 127.0.0.3, each on the standard ports
@@ -42,6 +44,28 @@
 # peak, the load of that peer's chat-own run, so both latencies compare at one load both carry.
 # Then prints one table, figure × server, with xmppd's ratio to the best peer (bench/report.py).
 #
+# MODERN SCENARIOS (--modern; issue 13). The servers as above, plus: Prosody with mod_mam (its default
+# storage, archive_expires_after = "never", default_archive_policy = true), mod_carbons and mod_smacks
+# (hibernation 1 h); ejabberd with mod_mam (default: always, its default Mnesia storage), mod_carboncopy and
+# mod_stream_mgmt (resume_timeout 1 h); xmppd with its [archive] on (its default) and stream management
+# (on by default, resume timeout 1 h). In order:
+#   chat-archive    P pairs as fast as the window allows: every message archived for both parties
+#                   (xmppd: durable before delivered) → delivered msg/s, latency
+#   chat-archive-own (peers) P pairs at half of the server's own chat-archive peak
+#   chat-plain-own, chat-sm-own   P pairs at half of the server's own chat-archive peak, without and with
+#                   --sm (XEP-0198 on every session, <r/> every 10 stanzas) → server CPU per message, and
+#                   its ratio: what stream management costs
+#   resume          RES_N sessions with SM chat a little, are all cut at once (silently: no FIN or RST
+#                   reaches the server, as a phone out of coverage), get messages meanwhile and resume from
+#                   new connections → resumed/failed, lost, duplicated, resume p50/p99, server CPU per resume
+#   hibernate       HIB_N sessions with SM cut (RST: the server learns at once) and held HIB_HOLD → server
+#                   RSS per hibernated session; then resumed to show they were held
+#   archive         ARCH_FILL messages between two users at full speed (the fill rate: one pair's chat with
+#                   the archive on; at most ARCH_FILL_TIME), then ARCH_QUERIES queries of each kind: pages
+#                   of 50 (newest, by with, by time range, by before-id) and full-text (XEP-0431) p50/p99
+# After all servers, xmppd once more (chat-archive-peerhalf): at half of the best peer's chat-archive peak,
+# the load of that peer's chat-archive-own run, so both p99 latencies compare at one load both carry.
+#
 # Needs: Go (the version in go.mod) on PATH; installs prosody, lua-unbound, ejabberd, openssl and
 # python3 with apt-get when missing (services are kept from starting with policy-rc.d).
 set -euo pipefail
@@ -49,11 +73,13 @@ set -euo pipefail
 usage() { sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d'; }
 
 LARGE=0
+MODERN=0
 WORK=""
 SERVERS="xmppd prosody ejabberd"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--large) LARGE=1 ;;
+	--modern) MODERN=1 ;;
 	--work) WORK=$2; shift ;;
 	--servers) SERVERS=$2; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -86,11 +112,26 @@ else
 	PRES_CONTACTS=10
 	CONCURRENCY=50
 fi
+if [ "$LARGE" = 1 ]; then
+	RES_N=1000         # --modern: sessions cut and resumed (the issue's 1,000)
+	HIB_N=10000        # --modern: hibernated sessions (the issue's 10,000, held for an hour)
+	HIB_HOLD=1h
+	ARCH_FILL=1000000  # --modern: one user's archive (the issue's 1,000,000)
+	ARCH_FILL_TIME=30m
+else
+	RES_N=1000
+	HIB_N=1990         # + 10 senders within the 2,000 accounts
+	HIB_HOLD=10s
+	ARCH_FILL=20000
+	ARCH_FILL_TIME=120s
+fi
+ARCH_QUERIES=200     # --modern: queries of each kind
 UPDATE_ROUNDS=20     # presence: rounds of the update phase (everyone online changes status once per round)
 RATIO_ROUNDS=3       # rounds of TLS handshakes, RFC 6120, SASL2 and FAST logins (the "÷ TLS handshakes/s" rows)
 # Any size can be overridden from the environment for a quick try, e.g.
 #   BENCH_IDLE=200 BENCH_ACCOUNTS=200 BENCH_LOGINS=200 BENCH_PAIRS=20 BENCH_CHAT_SECS=3s bench/compare.sh
-for v in ACCOUNTS IDLE IDLE_HOLD LOGINS PAIRS CHAT_SECS PRES_USERS PRES_CONTACTS UPDATE_ROUNDS CONCURRENCY RATIO_ROUNDS; do
+for v in ACCOUNTS IDLE IDLE_HOLD LOGINS PAIRS CHAT_SECS PRES_USERS PRES_CONTACTS UPDATE_ROUNDS CONCURRENCY RATIO_ROUNDS \
+	RES_N HIB_N HIB_HOLD ARCH_FILL ARCH_FILL_TIME ARCH_QUERIES; do
 	o=BENCH_$v
 	if [ -n "${!o:-}" ]; then printf -v "$v" '%s' "${!o}"; fi
 done
@@ -148,6 +189,7 @@ RES=$WORK/results
 # Servers and the tool inherit this (ejabberdctl's su keeps it; Prosody and xmppd are children).
 nr_open=$(cat /proc/sys/fs/nr_open 2>/dev/null || echo 1048576)
 want_fds=$((IDLE * 2 + 10000))
+[ "$MODERN" = 0 ] || want_fds=$(((HIB_N > IDLE ? HIB_N : IDLE) * 2 + 10000)) # the cut connections stay open until resumed
 [ "$want_fds" -le "$nr_open" ] || want_fds=$nr_open
 if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$want_fds" ]; then
 	# Raising the hard limit needs CAP_SYS_RESOURCE; each process (the server, the tool) holds
@@ -250,6 +292,7 @@ direct_tls = ["$ip:$TLS_PORT"]
 listen = []
 direct_tls = []
 dns_server = "127.0.0.1:53"   # never used (no s2s); should anything ask, it stays on loopback
+$([ "$MODERN" = 0 ] || printf '\n# --modern (issue 13): the archive and stream management are on by default\n[archive]\nexpire_after = "never"\n')
 EOF
 	"$WORK/bin/xmppd" --config "$d/xmppd.toml" config check >/dev/null
 	port_free "$ip" $C2S_PORT
@@ -258,6 +301,19 @@ EOF
 	wait_tcp "$ip" $C2S_PORT 30
 	USERS_ARGS=(--server xmppd --config "$d/xmppd.toml" --xmppd-bin "$WORK/bin/xmppd")
 }
+
+# --modern: the archive, carbons and stream management on, as modern-anchors.sh (shared/interop) runs them.
+PROSODY_MODERN_MODULES="" PROSODY_MODERN="" EJABBERD_MODERN=""
+if [ "$MODERN" = 1 ]; then
+	PROSODY_MODERN_MODULES='; "mam"; "carbons"; "smacks"'
+	PROSODY_MODERN='-- --modern (issue 13): archive everything, keep it, hibernate SM sessions for an hour
+default_archive_policy = true
+archive_expires_after = "never"
+smacks_hibernation_time = 3600'
+	EJABBERD_MODERN='  mod_mam: {default: always}
+  mod_carboncopy: {}
+  mod_stream_mgmt: {resume_timeout: 3600}'
+fi
 
 start_prosody() {
 	local d=$WORK/prosody ip=${IP[prosody]}
@@ -282,8 +338,9 @@ http_ports = {}
 https_ports = {}
 -- libunbound, should anything be resolved: hosts file and resolver on loopback only.
 unbound = { hoststxt = "$WORK/hosts"; resolvconf = "$WORK/resolv.conf" }
-modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "admin_shell" }
+modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "admin_shell"$PROSODY_MODERN_MODULES }
 modules_disabled = { "s2s" }   -- (presence, message, iq, offline, c2s are loaded anyway)
+$PROSODY_MODERN
 -- Limits relaxed: mod_limits is not loaded, and there would be nothing to apply.
 limits = {}
 -- Tuned as its operators would: Lua's generational collector (Prosody 0.12 with Lua 5.4) halves
@@ -349,6 +406,7 @@ modules:
   mod_ping: {}
   mod_roster: {versioning: true}
   mod_http_api: {}
+$EJABBERD_MODERN
 EOF
 	cat >"$d/ejabberdctl.cfg" <<EOF
 ERLANG_NODE=ejabberd-bench-$$@localhost
@@ -493,27 +551,71 @@ run_server() {
 	echo "  $s done in $((SECONDS - t0)) s"
 }
 
+# --modern (issue 13): the servers with archive, carbons and SM on; the classic scenarios are not run.
+run_server_modern() {
+	local s=$1 t0=$SECONDS
+	log "$s (modern): start on ${IP[$s]}:$C2S_PORT, create $ACCOUNTS accounts"
+	"start_$s" new
+	"$XB" users "${USERS_ARGS[@]}" --domain "$DOMAIN" --password "$PASSWORD" --prefix u --count $ACCOUNTS --parallel 8 | sed 's/^/  users: /'
+	stop_current
+	"start_$s"
+	sleep 2
+	echo "  $s restarted, pid $CUR_PID, RSS $(awk '/VmRSS/{print $2" "$3}' /proc/$CUR_PID/status)"
+	log "$s: chat with the archive on, $PAIRS pairs for $CHAT_SECS, as fast as possible"
+	bench "$s" chat-archive chat --prefix u --pairs $PAIRS --duration $CHAT_SECS --concurrency $CONCURRENCY
+	local peak own r
+	peak=$(figure "$RES/$s-chat-archive.json" messages_per_s)
+	if [ "$peak" != 0 ]; then
+		own=$(/usr/bin/python3 -c "print(round($peak / 2))")
+		r=$(/usr/bin/python3 -c "print(round($peak / 2 / (2 * $PAIRS), 3))")
+		if [ "$s" != xmppd ]; then
+			log "$s: chat with the archive on at $own msg/s in all (half of its own peak; $r/s per sender)"
+			bench "$s" chat-archive-own chat --prefix u --pairs $PAIRS --duration $CHAT_SECS --rate "$r" --concurrency $CONCURRENCY
+		fi
+		log "$s: chat at $own msg/s without and with stream management (server CPU per message)"
+		bench "$s" chat-plain-own chat --prefix u --pairs $PAIRS --duration $CHAT_SECS --rate "$r" --concurrency $CONCURRENCY
+		bench "$s" chat-sm-own chat --sm --prefix u --pairs $PAIRS --duration $CHAT_SECS --rate "$r" --concurrency $CONCURRENCY
+	fi
+	log "$s: resume, $RES_N sessions cut silently and resumed"
+	bench "$s" resume resume --prefix u --users $ACCOUNTS --n $RES_N --senders 10 --cut silent --concurrency $CONCURRENCY
+	log "$s: hibernate, $HIB_N sessions held $HIB_HOLD"
+	bench "$s" hibernate hibernate --prefix u --users $ACCOUNTS --n $HIB_N --senders 10 --hold $HIB_HOLD --concurrency $CONCURRENCY
+	log "$s: archive, $ARCH_FILL messages (at most $ARCH_FILL_TIME), then $ARCH_QUERIES queries of each kind"
+	# The last two accounts: their archives hold nothing of the chat runs above.
+	bench "$s" archive archive --prefix u --first $((ACCOUNTS - 1)) --fill $ARCH_FILL --fill-time $ARCH_FILL_TIME --queries $ARCH_QUERIES
+	if pid_alive "$CUR_PID"; then
+		echo "  $s: RSS at the end $(awk '/VmRSS/{print $2" "$3}' /proc/$CUR_PID/status), CPU total $(awk '{printf "%.1f s", ($14+$15)/100}' /proc/$CUR_PID/stat)"
+		[ "$s" != xmppd ] || echo "  xmppd: data folder $(du -sh "$WORK/xmppd/data" | cut -f1)"
+	else
+		echo "  $s: NOT RUNNING any more (pid $CUR_PID): see its log in $WORK/$s"
+	fi
+	stop_current
+	echo "  $s done in $((SECONDS - t0)) s"
+}
+
 T0=$SECONDS
 cat >"$RES/meta.json" <<EOF
-{"date": "$(date -u +%FT%TZ)", "large": $LARGE, "domain": "$DOMAIN", "cert": "ECDSA P-256 self-signed",
+{"date": "$(date -u +%FT%TZ)", "large": $LARGE, "modern": $MODERN, "domain": "$DOMAIN", "cert": "ECDSA P-256 self-signed",
  "servers": "$SERVERS", "idle": $IDLE, "idle_hold": "$IDLE_HOLD", "accounts": $ACCOUNTS, "logins": $LOGINS, "ratio_rounds": $RATIO_ROUNDS,
  "concurrency": $CONCURRENCY, "pairs": $PAIRS, "chat_duration": "$CHAT_SECS",
  "presence_users": $PRES_USERS, "presence_contacts": $PRES_CONTACTS, "update_rounds": $UPDATE_ROUNDS,
+ "resume_n": $RES_N, "hibernate_n": $HIB_N, "hibernate_hold": "$HIB_HOLD", "archive_fill": $ARCH_FILL, "archive_queries": $ARCH_QUERIES,
  "nproc": $(nproc), "kernel": "$(uname -r)", "go": "$(go version | cut -d' ' -f3)",
  "xmppd_commit": "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')",
  "prosody": "$(dpkg-query -W -f '${Version}' prosody 2>/dev/null)", "ejabberd": "$(dpkg-query -W -f '${Version}' ejabberd 2>/dev/null)"}
 EOF
 for s in $SERVERS; do
-	run_server "$s"
+	if [ "$MODERN" = 1 ]; then run_server_modern "$s"; else run_server "$s"; fi
 done
 
 # xmppd once more, at half of the best peer's chat peak: the load at which that peer's own
 # half-peak latency was measured, so the two latencies compare at one offered load that both carry.
-peer_half() {
-	local best="" bpeak=0 p pk
+peer_half() { # [prefix: "chat" or "chat-archive"]
+	local pre=${1:-chat} best="" bpeak=0 p pk
 	for p in $SERVERS; do
 		[ "$p" != xmppd ] || continue
-		pk=$(figure "$RES/$p-chat-max.json" messages_per_s)
+		pk=$(figure "$RES/$p-$pre-max.json" messages_per_s)
+		[ "$pre" = chat ] || pk=$(figure "$RES/$p-$pre.json" messages_per_s)
 		if /usr/bin/python3 -c "import sys; sys.exit(0 if $pk > $bpeak else 1)"; then best=$p bpeak=$pk; fi
 	done
 	[ -n "$best" ] || return 0
@@ -523,11 +625,15 @@ peer_half() {
 	log "xmppd: chat at $load msg/s in all (half of $best's peak, the best peer's; $r/s per sender)"
 	start_xmppd
 	sleep 2
-	bench xmppd chat-peerhalf chat --prefix u --pairs $PAIRS --duration $CHAT_SECS --rate "$r" --concurrency $CONCURRENCY
-	echo "{\"peer\": \"$best\", \"peak\": $bpeak, \"offered\": $load}" >"$RES/peerhalf.json"
+	bench xmppd "$pre-peerhalf" chat --prefix u --pairs $PAIRS --duration $CHAT_SECS --rate "$r" --concurrency $CONCURRENCY
+	echo "{\"peer\": \"$best\", \"peak\": $bpeak, \"offered\": $load}" >"$RES/$([ "$pre" = chat ] && echo peerhalf || echo "$pre-peerhalf").json"
 	stop_current
 }
-case " $SERVERS " in *" xmppd "*) peer_half ;; esac
+if [ "$MODERN" = 1 ]; then
+	case " $SERVERS " in *" xmppd "*) peer_half chat-archive ;; esac
+else
+	case " $SERVERS " in *" xmppd "*) peer_half ;; esac
+fi
 log "all done in $((SECONDS - T0)) s; results in $RES"
 /usr/bin/python3 "$ROOT/bench/report.py" --table "$RES" | tee "$WORK/table.txt"
 /usr/bin/python3 "$ROOT/bench/report.py" --markdown "$RES" >"$WORK/table.md"

@@ -208,6 +208,85 @@ def rows(meta):
     ]
 
 
+# --modern (issue 13): the servers with archive, carbons and stream management on.
+MODERN_SCENARIOS = ("chat-archive", "chat-archive-own", "chat-archive-peerhalf", "chat-plain-own", "chat-sm-own",
+                    "resume", "hibernate", "archive")
+
+
+def sm_cpu_ratio(plain, sm):
+    """Server CPU per message with stream management ÷ without, at the same offered load."""
+    a, b = fig(plain, "server_cpu_per_msg_us"), fig(sm, "server_cpu_per_msg_us")
+    return b / a if a and b is not None else None
+
+
+def rows_modern(meta):
+    peer = meta.get("peerhalf_peer")
+    return [
+        ("1:1 chat with the archive on, as fast as possible (window 100 per sender; xmppd: durable before delivered)",
+         None, None, None, None),
+        ("delivered messages/s", "chat-archive", lambda r: fig(r, "messages_per_s"), +1, ("ratio>=", 5)),
+        ("latency p50, ms", "chat-archive", lambda r: fig(r, "latency_p50_ms"), -1, None),
+        ("latency p99, ms", "chat-archive", lambda r: fig(r, "latency_p99_ms"), -1, None),
+        ("server CPU per message, µs", "chat-archive", lambda r: fig(r, "server_cpu_per_msg_us"), -1, None),
+        ("server CPU, cores", "chat-archive", server_cores, 0, None),
+        (f"1:1 chat with the archive on at half of the best peer's peak ({peer}'s), the same offered load for xmppd "
+         "and that peer" if peer else "1:1 chat with the archive on at half of the best peer's peak (not run)",
+         None, None, None, None),
+        ("offered messages/s", "chat-archive-peerhalf", lambda r: fig(r, "send_rate"), 0, None),
+        ("latency p50, ms", "chat-archive-peerhalf", lambda r: fig(r, "latency_p50_ms"), -1, None),
+        ("latency p99, ms", "chat-archive-peerhalf", lambda r: fig(r, "latency_p99_ms"), -1, ("ratio<=", 0.5)),
+        ("latency p99.9, ms", "chat-archive-peerhalf", lambda r: fig(r, "latency_p999_ms"), -1, None),
+        ("Stream management's cost: chat at half of each server's own peak, without and with XEP-0198", None, None, None, None),
+        ("offered messages/s", "chat-plain-own", lambda r: fig(r, "send_rate"), 0, None),
+        ("server CPU per message without SM, µs", "chat-plain-own", lambda r: fig(r, "server_cpu_per_msg_us"), -1, None),
+        ("server CPU per message with SM, µs", "chat-sm-own", lambda r: fig(r, "server_cpu_per_msg_us"), -1, None),
+        ("  with ÷ without", ("chat-plain-own", "chat-sm-own"), sm_cpu_ratio, -1, ("abs<=", 1.1)),
+        ("latency p99 with SM, ms", "chat-sm-own", lambda r: fig(r, "latency_p99_ms"), -1, None),
+        ("stanzas unacknowledged after the final <r/>", "chat-sm-own", lambda r: fig(r, "sm_unacked_end"), -1, None),
+        (f"Resumption: {meta.get('resume_n')} sessions cut at once (silently), messages sent meanwhile, all resumed",
+         None, None, None, None),
+        ("sessions resumed", "resume", lambda r: fig(r, "resumed"), +1, None),
+        ("resumptions failed", "resume", lambda r: fig(r, "resume_failed"), -1, ("abs<=", 0)),
+        ("messages lost", "resume", lambda r: fig(r, "lost"), -1, ("abs<=", 0)),
+        ("messages duplicated", "resume", lambda r: fig(r, "duplicated"), -1, ("abs<=", 0)),
+        ("time from the cut until all resumed, s", "resume", lambda r: fig(r, "cut_to_resumed_s"), -1, ("abs<=", 60)),
+        ("resume time p50, ms (connect, TLS, SASL, <resumed/>)", "resume", lambda r: fig(r, "resume_p50_ms"), -1, None),
+        ("resume time p99, ms", "resume", lambda r: fig(r, "resume_p99_ms"), -1, None),
+        ("server CPU per resumption, µs (TLS and SASL included)", "resume", lambda r: fig(r, "resume_cpu_us"), -1, None),
+        (f"Hibernation: {meta.get('hibernate_n')} sessions cut (RST) and held {meta.get('hibernate_hold')}",
+         None, None, None, None),
+        ("server RSS per hibernated session, KiB", "hibernate",
+         lambda r: fig(r, "server_rss_per_hibernated", 1 / KIB), -1, ("abs<=", 16)),
+        ("sessions still resumable after the hold", "hibernate", lambda r: fig(r, "resumed"), +1, None),
+        (f"Archive: one user's, filled with {meta.get('archive_fill')} messages, then pages of 50 and full-text queries",
+         None, None, None, None),
+        ("fill: delivered messages/s (one pair, archive on)", "archive", lambda r: fig(r, "fill_per_s"), +1, None),
+        ("fill: messages archived (sent)", "archive", lambda r: fig(r, "fill_sent"), 0, None),
+        ("newest page p99, ms", "archive", lambda r: fig(r, "q_newest_p99_ms"), -1, ("abs<=", 10)),
+        ("by with p99, ms", "archive", lambda r: fig(r, "q_with_p99_ms"), -1, ("abs<=", 10)),
+        ("by time range p99, ms", "archive", lambda r: fig(r, "q_range_p99_ms"), -1, ("abs<=", 10)),
+        ("by before-id p99, ms", "archive", lambda r: fig(r, "q_before_id_p99_ms"), -1, ("abs<=", 10)),
+        ("full-text p50, ms", "archive", fulltext("q_fulltext_p50_ms"), -1, None),
+        ("full-text p99, ms", "archive", fulltext("q_fulltext_p99_ms"), -1, ("abs<=", 100)),
+        ("Checks", None, None, None, None),
+        ("anomalies, all runs (failed logins or resumptions, lost/duplicated messages, refused queries, drops)", "*",
+         None, 0, None),
+    ]
+
+
+def fulltext(key):
+    """A full-text figure, or why there is none: the server refused the field, or ignored it."""
+    def get(r):
+        if r is None:
+            return None
+        if fig(r, "q_fulltext_errors"):
+            return "refused"
+        if fig(r, "q_fulltext_wrong"):
+            return "ignored"
+        return fig(r, key)
+    return get
+
+
 def fmt(v):
     if v is None:
         return "—"
@@ -230,12 +309,14 @@ def fmt(v):
 def build(res):
     meta = load(os.path.join(res, "meta.json")) or {}
     servers = [s for s in ORDER if s in meta.get("servers", " ".join(ORDER)).split()]
+    modern = bool(meta.get("modern"))
+    scenarios = MODERN_SCENARIOS if modern else SCENARIOS
     runs = {}
     rounds = {}  # (server, scenario) → the runs of each round, for ROUNDS
     for s in servers:
-        for name in SCENARIOS:
+        for name in scenarios:
             runs[(s, name)] = load(os.path.join(res, f"{s}-{name}.json"))
-        for name in ROUNDS:
+        for name in () if modern else ROUNDS:
             rs = [runs[(s, name)]]
             for k in range(2, int(meta.get("ratio_rounds", 1)) + 1):
                 rs.append(load(os.path.join(res, f"{s}-{name}.{k}.json")))
@@ -244,24 +325,27 @@ def build(res):
     runs[("xmppd", "chat-own")] = runs.get(("xmppd", "chat-half"))
     # At half of the best peer's peak: xmppd's extra run, and that peer's own-half run (the same
     # load). Other peers did not run at that load.
-    peerhalf = load(os.path.join(res, "peerhalf.json")) or {}
+    pre = "chat-archive" if modern else "chat"
+    peerhalf = load(os.path.join(res, f"{pre}-peerhalf.json" if modern else "peerhalf.json")) or {}
     meta["peerhalf_peer"] = peerhalf.get("peer")
     for s in servers:
         if s != "xmppd":
-            runs[(s, "chat-peerhalf")] = runs.get((s, "chat-own")) if s == peerhalf.get("peer") else None
+            runs[(s, f"{pre}-peerhalf")] = runs.get((s, f"{pre}-own")) if s == peerhalf.get("peer") else None
     # A peer whose own peak is below half of xmppd's is not run at that rate (compare.sh).
     saturated = {s: load(os.path.join(res, f"{s}-chat-half.skipped")) for s in servers}
     out = []
-    for label, sc, get, direction, target in rows(meta):
+    for label, sc, get, direction, target in (rows_modern if modern else rows)(meta):
         if sc is None:
             out.append(("section", label))
             continue
         vals = {}
         for s in servers:
-            if isinstance(sc, tuple):  # scenarios run in rounds: the getter takes each one's rounds
+            if isinstance(sc, tuple) and modern:  # the getter takes the runs of those scenarios
+                vals[s] = get(*[runs.get((s, n)) for n in sc])
+            elif isinstance(sc, tuple):  # scenarios run in rounds: the getter takes each one's rounds
                 vals[s] = get(*[rounds.get((s, n)) for n in sc])
             elif sc == "*":
-                rs = [runs.get((s, n)) for n in SCENARIOS] + [r for n in ROUNDS for r in rounds.get((s, n), [])[1:]]
+                rs = [runs.get((s, n)) for n in scenarios] + [r for n in ROUNDS for r in rounds.get((s, n), [])[1:]]
                 rs = [r for r in rs if r is not None]
                 vals[s] = sum(r.get("anomalies", 0) + sum((r.get("errors") or {}).values()) for r in rs) if rs else None
             elif get is None:  # SASL
@@ -331,6 +415,13 @@ def table(res, markdown):
             print(f"{l}:")
         else:
             print(line(l))
+    if meta.get("modern"):
+        print(f"\nsizes: {meta.get('pairs')} chat pairs for {meta.get('chat_duration')}, {meta.get('resume_n')} sessions resumed, "
+              f"{meta.get('hibernate_n')} hibernated for {meta.get('hibernate_hold')}, an archive of {meta.get('archive_fill')} "
+              f"messages with {meta.get('archive_queries')} queries of each kind; domain {meta.get('domain')}, STARTTLS")
+        print("servers: Prosody with mod_mam (default storage), mod_carbons, mod_smacks; ejabberd with mod_mam (Mnesia), "
+              "mod_carboncopy, mod_stream_mgmt; xmppd with its archive and stream management (defaults)")
+        return
     print(f"\nsizes: {meta.get('idle')} idle sessions held {meta.get('idle_hold')}, {meta.get('logins')} logins "
           f"({meta.get('concurrency')} in flight), {meta.get('pairs')} chat pairs for {meta.get('chat_duration')}, "
           f"presence {meta.get('presence_users')} users × {meta.get('presence_contacts')} contacts; "
@@ -350,11 +441,18 @@ def brief(path, name, rc, secs):
                  ("logins_per_s", "logins/s", "{:.0f}")],
         "login": [("logins_per_s", "logins/s", "{:.0f}"), ("login_p50_ms", "p50 ms", "{:.1f}"), ("login_p99_ms", "p99 ms", "{:.1f}")],
         "tls": [("handshakes_per_s", "handshakes/s", "{:.0f}"), ("handshake_p50_ms", "p50 ms", "{:.1f}")],
+        "resume": [("resumed", "resumed", "{:.0f}"), ("resume_failed", "failed", "{:.0f}"), ("lost", "lost", "{:.0f}"),
+                   ("duplicated", "dup", "{:.0f}"), ("resume_p99_ms", "resume p99 ms", "{:.0f}"),
+                   ("cut_to_resumed_s", "cut→all resumed s", "{:.1f}")],
+        "hibernate": [("server_rss_per_hibernated", "RSS/hibernated KiB", "{:.1f}", 1 / KIB), ("resumed", "resumed", "{:.0f}")],
+        "archive": [("fill_per_s", "fill msg/s", "{:.0f}"), ("q_newest_p99_ms", "newest p99 ms", "{:.1f}"),
+                    ("q_before_id_p99_ms", "before-id p99 ms", "{:.1f}"), ("q_fulltext_p99_ms", "full-text p99 ms", "{:.1f}")],
         "presence": [("presence_per_s", "presence/s", "{:.0f}"), ("presence_distinct", "distinct", "{:.0f}"),
                      ("full_presence_p99_ms", "all-contacts p99 ms", "{:.0f}"), ("setup_s", "setup s", "{:.1f}")],
     }.get(r.get("scenario"), [("send_rate", "offered/s", "{:.0f}"), ("messages_per_s", "delivered/s", "{:.0f}"),
                               ("latency_p50_ms", "p50 ms", "{:.2f}"), ("latency_p99_ms", "p99 ms", "{:.2f}"),
-                              ("latency_p999_ms", "p99.9 ms", "{:.2f}"), ("lost", "lost", "{:.0f}")])
+                              ("latency_p999_ms", "p99.9 ms", "{:.2f}"), ("lost", "lost", "{:.0f}"),
+                              ("server_cpu_per_msg_us", "server CPU/msg µs", "{:.0f}")])
     parts = []
     for p in pick:
         key, label, form = p[0], p[1], p[2]

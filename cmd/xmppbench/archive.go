@@ -38,6 +38,7 @@ type archiveConfig struct {
 	Words    int // vocabulary of the bodies (full-text queries pick one word of it)
 	BodyWord int // words per body
 	FullText bool
+	FillTime time.Duration // stop sending after this long (0: no limit)
 }
 
 func archiveFlags(fs *flag.FlagSet, a *archiveConfig) {
@@ -48,6 +49,8 @@ func archiveFlags(fs *flag.FlagSet, a *archiveConfig) {
 	fs.IntVar(&a.Page, "page", 50, "page size (RSM <max/>)")
 	fs.IntVar(&a.Words, "words", 2000, "vocabulary of the message bodies: words w1..wN, so a full-text query for one word matches about fill×body-words÷words messages")
 	fs.IntVar(&a.BodyWord, "body-words", 16, "words per body (with 16 and the default --words, a message stanza is about 200 bytes)")
+	fs.DurationVar(&a.FillTime, "fill-time", 0, "stop the fill's sending after this long, whatever --fill says (a slow server then "+
+		"gets a smaller archive, reported); 0: no limit")
 	fs.BoolVar(&a.FullText, "fulltext", true, "run the full-text queries (XEP-0431 field "+fulltextFV+")")
 }
 
@@ -243,6 +246,10 @@ func (b *bench) runArchive(ctx context.Context) {
 		}
 		setPhase("filling")
 		fillStart = time.Now()
+		var stopAt time.Time
+		if a.FillTime > 0 {
+			stopAt = fillStart.Add(a.FillTime)
+		}
 		var wg sync.WaitGroup
 		for k, c := range clients {
 			count := a.Fill / 2
@@ -254,6 +261,9 @@ func (b *bench) runArchive(ctx context.Context) {
 			go func() {
 				defer wg.Done()
 				for sq := uint64(1); sq <= uint64(count); sq++ {
+					if !stopAt.IsZero() && time.Now().After(stopAt) {
+						return
+					}
 					select {
 					case credit[k] <- struct{}{}:
 					case <-ctx.Done():
@@ -274,7 +284,10 @@ func (b *bench) runArchive(ctx context.Context) {
 			}()
 		}
 		wg.Wait()
-		b.waitFor(ctx, func() bool { return received.Load() >= int64(a.Fill) }, received.Load)
+		b.waitFor(ctx, func() bool { return received.Load() >= sent.Load() }, received.Load)
+		if sent.Load() < int64(a.Fill) {
+			b.r.Notes = append(b.r.Notes, fmt.Sprintf("fill stopped by --fill-time %v after %d of %d messages", a.FillTime, sent.Load(), a.Fill))
+		}
 		fillEnd = time.Now()
 		fillSpan = fillEnd.Sub(fillStart)
 		dropped := b.countDropped(clients)
@@ -311,7 +324,7 @@ func (b *bench) runArchive(ctx context.Context) {
 		{key: "before_id", label: "paging back by before-id", fields: func(int) [][2]string { return nil }, walk: true},
 	}
 	if a.Fill > 0 {
-		window := fillSpan * time.Duration(a.Page) / time.Duration(max(a.Fill, 1))
+		window := fillSpan * time.Duration(a.Page) / time.Duration(max(sent.Load(), 1))
 		window = max(window, time.Second) // whole seconds, for servers that read no fractions
 		kinds = append(kinds, kind{key: "range", label: "a time range", fields: func(int) [][2]string {
 			t := fillStart.Add(time.Duration(rand.Int64N(int64(max(fillSpan-window, 1)))))
