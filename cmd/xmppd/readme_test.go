@@ -15,6 +15,7 @@ import (
 	"github.com/xmppd/xmppd/xeps/disco"
 	"github.com/xmppd/xmppd/xeps/entitytime"
 	"github.com/xmppd/xmppd/xeps/lastactivity"
+	"github.com/xmppd/xmppd/xeps/mam"
 	"github.com/xmppd/xmppd/xeps/offline"
 	"github.com/xmppd/xmppd/xeps/ping"
 	"github.com/xmppd/xmppd/xeps/private"
@@ -51,6 +52,7 @@ var moduleXEPs = map[string][]string{
 	"offline":      {offline.XEP, "0203", "0334"},
 	"blocking":     {blocking.XEP},
 	"carbons":      {carbons.XEP, "0297"},
+	"archive":      {mam.XEP, "0059", "0359", "0431", "0441"},
 	"vcard":        {vcard.XEP},
 	"private":      {private.XEP},
 	"push":         {push.XEP},
