@@ -5,7 +5,8 @@
 // A resource enables or disables carbons for itself with an iq set of
 // <enable/> or <disable/> (§4, §5), or inline at resource binding with an
 // <enable/> in Bind 2's <bind/> (XEP-0386); the state lasts for the session
-// (a resumed one keeps it) and is forgotten when it ends. Enabling twice, or disabling while disabled, is
+// (a resumed one keeps it, and so does one that stream management saves
+// across a restart: it is a session interest bit) and ends with it. Enabling twice, or disabling while disabled, is
 // answered with a result (§8.1).
 //
 // Which messages are copied (§6 gives rules a server MAY use; these are
@@ -46,7 +47,6 @@ import (
 	"context"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
@@ -105,14 +105,14 @@ func (m *Module) Enabled(s *session.Session) bool { return m.c != nil && m.c.isE
 
 // Register implements xeps.Module.
 func (m *Module) Register(h *xeps.Host) error {
-	c := &carbons{host: h}
+	c := &carbons{host: h, on: h.NewInterest()}
 	m.c = c
 	h.AdvertiseFeature(NS)
 	h.HandleIQ("set", NS, "enable", xeps.ToAccount, c.enable)
 	h.HandleIQ("set", NS, "disable", xeps.ToAccount, c.disable)
 	h.Hook(xeps.FromClient, c.sent)
 	h.Hook(xeps.ForAccount, c.received)
-	h.OnSessionClosed(func(_ context.Context, s xeps.Session) { c.set(s, false) })
+	h.OnSessionClosed(func(_ context.Context, s xeps.Session) { c.disabled.Delete(s) })
 	// Bind 2 (XEP-0386 §5): <enable xmlns='urn:xmpp:carbons:2'/> in the
 	// client's <bind/> enables carbons for the new session before it can
 	// miss a message.
@@ -131,32 +131,35 @@ type carbons struct {
 		xeps.Sender
 		xeps.Directory
 	}
-	// enabled holds the sessions that enabled carbons. Keyed by the
-	// session, not its JID: a session replaced by a new one of the same
-	// resource must not pass its state on, and one resumed (XEP-0198)
-	// keeps it.
-	enabled sync.Map // *session.Session → struct{}
-	// count is how many sessions enabled carbons, so that a server where
-	// none did skips the registry on every message.
-	count atomic.Int64
+	// on is the session interest bit that says carbons are enabled: kept
+	// on the session itself, so a session resumed (XEP-0198), and one that
+	// stream management saves at shutdown and restores at the next start
+	// (its interests are saved), keeps carbons on.
+	on xeps.Interest
+	// disabled holds the sessions that disabled carbons after enabling
+	// them: a session's interest bits can only be set, not cleared. Keyed
+	// by the session; emptied when the session ends.
+	disabled sync.Map // *session.Session → struct{}
 }
 
 func (c *carbons) set(s *session.Session, on bool) {
 	if on {
-		if _, loaded := c.enabled.LoadOrStore(s, struct{}{}); !loaded {
-			c.count.Add(1)
-		}
+		s.SetInterested(c.on)
+		c.disabled.Delete(s)
 		return
 	}
-	if _, ok := c.enabled.LoadAndDelete(s); ok {
-		c.count.Add(-1)
+	if s.Interested(c.on) {
+		c.disabled.Store(s, struct{}{})
 	}
 }
 
 // isEnabled reports whether session s enabled carbons.
 func (c *carbons) isEnabled(s *session.Session) bool {
-	_, ok := c.enabled.Load(s)
-	return ok
+	if !s.Interested(c.on) {
+		return false
+	}
+	_, off := c.disabled.Load(s)
+	return !off
 }
 
 // origin returns the session that sent iq, when it asks for itself: no
@@ -253,7 +256,7 @@ func forwarded(kind string, el *stanza.Element, bare, to string) *stanza.Element
 // sent is the FromClient hook: <sent/> copies for the sender's other
 // resources.
 func (c *carbons) sent(ctx context.Context, el *stanza.Element, from, to stanza.JID) (xeps.Verdict, *stanza.Error) {
-	if el.Local != "message" || c.count.Load() == 0 || from.Resourcepart() == "" || !Eligible(el) {
+	if el.Local != "message" || from.Resourcepart() == "" || !Eligible(el) {
 		return xeps.Pass, nil
 	}
 	bare := from.Bare()
@@ -284,7 +287,7 @@ func (c *carbons) received(ctx context.Context, el *stanza.Element, from, to sta
 		removePrivate(el)
 		return xeps.Pass, nil
 	}
-	if c.count.Load() == 0 || !Eligible(el) {
+	if !Eligible(el) {
 		return xeps.Pass, nil
 	}
 	bare := to.Bare()
