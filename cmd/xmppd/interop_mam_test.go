@@ -34,3 +34,32 @@ func TestInteropSlixmppMAM(t *testing.T) {
 	}
 	t.Logf("slixmpp MAM: %s messages, %s pages forwards, %s backwards", r["messages"], r["forward_pages"], r["backward_pages"])
 }
+
+// TestInteropFederationProsodyMAM: a Prosody user's message to an xmppd
+// user, over s2s, lands in the xmppd user's archive, where slixmpp's
+// xep_0313 finds it (lab peers as in interop_fed_test.go).
+func TestInteropFederationProsodyMAM(t *testing.T) {
+	timing(t)
+	l := newFedLab(t, fedDialback)
+	needProsody(t)
+	py := needPython(t)
+	p := startProsody(t, l, prosodyDomain, prosodyIP, "bob")
+	s := startFedXmppd(t, l, "alice")
+	alice, bob := s.Users["alice"], p.Users["bob"]
+	tok := randomHex(4)
+	P := startFedActor(t, "prosody:"+bob.JID, bob)
+	P.do("presence")
+	P.do("message %s archived across %s", alice.JID, tok)
+	// A ping after the message, on the same s2s stream: when it is
+	// answered, the message has been handled (archived, stored offline).
+	P.do("ping %s", xmppdDomain)
+	fedExpectIQ(t, P, "ping after the message", "ping", "ping", xmppdDomain)
+	P.quit()
+	script := filepath.Join(interopDir(t), "slixmpp_mam.py")
+	out, _ := runClient(t, 60*time.Second, false, "", nil, py, script, "--archive",
+		"--addr", alice.Addr, "--jid-a", alice.JID, "--pass-a", alice.Password,
+		"--with", bob.JID, "--body", "archived across "+tok)
+	if r := findResult(results(out), "archived"); r == nil || r["archived"] != "yes" {
+		t.Fatalf("the Prosody user's message is not in the archive")
+	}
+}

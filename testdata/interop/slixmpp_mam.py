@@ -14,6 +14,10 @@ Lines the Go test parses are "RESULT key=value"; exit status 0 means every
 check held.
 
 usage: slixmpp_mam.py --addr HOST:PORT --jid-a JID --pass-a P --jid-b JID --pass-b P [--count N] [--page N]
+       slixmpp_mam.py --archive --addr HOST:PORT --jid-a JID --pass-a P --with JID --body TEXT
+
+--archive: only log in A and look for a message from --with whose body
+contains TEXT in A's archive (a federated user's message: RESULT archived=yes).
 """
 import argparse
 import asyncio
@@ -118,13 +122,36 @@ async def main(args):
     return 0
 
 
+async def archive(args):
+    a = client(args.jid_a, args.pass_a)
+    base.connect(a, args.addr, False)
+    await asyncio.wait_for(a.online, TIMEOUT)
+    found = None
+    n = 0
+    async for m in a["xep_0313"].iterate(with_jid=args.with_jid, rsm={"max": args.page}):
+        n += 1
+        fwd = m["mam_result"]["forwarded"]["stanza"]
+        if args.body in (fwd["body"] or "") and fwd["from"].bare == args.with_jid:
+            found = m
+    await a.disconnect()
+    if found is None:
+        say("RESULT archived=no results=%d" % n)
+        return 1
+    say("found %r from %s in %s's archive, id %s" % (args.body, args.with_jid, args.jid_a, found["mam_result"]["id"]))
+    say("RESULT archived=yes results=%d" % n)
+    return 0
+
+
 def parse_args():
     p = argparse.ArgumentParser()
     p.add_argument("--addr", required=True)
     p.add_argument("--jid-a", required=True)
     p.add_argument("--pass-a", required=True)
-    p.add_argument("--jid-b", required=True)
-    p.add_argument("--pass-b", required=True)
+    p.add_argument("--jid-b")
+    p.add_argument("--pass-b")
+    p.add_argument("--archive", action="store_true")
+    p.add_argument("--with", dest="with_jid")
+    p.add_argument("--body")
     p.add_argument("--count", type=int, default=25)
     p.add_argument("--page", type=int, default=7)
     p.add_argument("--debug", action="store_true")
@@ -140,7 +167,7 @@ if __name__ == "__main__":
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     loop = asyncio.get_event_loop()
     try:
-        rc = loop.run_until_complete(main(args))
+        rc = loop.run_until_complete(archive(args) if args.archive else main(args))
     except (RuntimeError, asyncio.TimeoutError, IqError, IqTimeout) as e:
         say("FAIL: %s: %s" % (type(e).__name__, e))
         rc = 1
