@@ -321,8 +321,17 @@ func restartTestServerWith(t *testing.T, srv *server, extra ...xeps.Module) *ser
 // then lost its connection: the session waits for a resume (hibernated,
 // XEP-0198), and a message for it wakes the phone through the app server
 // (the message itself waits in the session and comes with the resume).
+// The registration alice's laptop made is not woken for the phone.
 func TestPushHibernated(t *testing.T) {
 	srv, app := pushServer(t, nil)
+	laptop := dialWire(t, srv.c2sAddrs[0], false)
+	laptop.login("localhost", "alice", "laptop", false)
+	laptop.send(fmt.Sprintf(enableSecret, "en", "lap"))
+	if r := laptop.next(); r.Get("type") != "result" {
+		t.Fatalf("enable: %s", r)
+	}
+	laptop.send("</stream:stream>")
+	laptop.expectClosed()
 	phone := smLogin(t, srv, "alice", "phone")
 	phone.send(fmt.Sprintf(enableSecret, "en", "hib"))
 	if r := phone.nextStanza(false); r.Get("type") != "result" {
@@ -341,6 +350,7 @@ func TestPushHibernated(t *testing.T) {
 	if s["node"] != "hib" || s["message-count"] != "1" {
 		t.Fatalf("summary %v", s)
 	}
+	app.none(t, 300*time.Millisecond)
 	np, ans := phone.resume(srv, "alice", phone.h)
 	if !ans.Is(nsSM, "resumed") {
 		t.Fatalf("resume: %s", ans)

@@ -23,6 +23,10 @@ const (
 type Registration struct {
 	JID  stanza.JID
 	Node string
+	// Resource is the resource of the session that registered (stored,
+	// never taken from the client): when a session hibernates, only its own
+	// registrations are woken.
+	Resource string
 	// Options are the publish-options form's fields other than FORM_TYPE,
 	// in the order sent: var and values.
 	Options []Field
@@ -49,6 +53,7 @@ func ParseEnable(el *stanza.Element) (Registration, error) {
 	}
 	r.JID = jid
 	r.Node = el.Get("node")
+	r.Resource = el.Get("resource") // set by the module on enable; stored with it
 	if r.Node == "" {
 		return r, stanza.Errorf("bad-request", "the 'node' attribute is required")
 	}
@@ -117,9 +122,10 @@ func parseOptions(x *stanza.Element) ([]Field, error) {
 	return out, nil
 }
 
-// Element writes r as the <enable/> a client would send for it.
+// Element writes r as the <enable/> a client would send for it, with the
+// registering resource as an attribute (how it is stored).
 func (r Registration) Element() *stanza.Element {
-	el := stanza.New(NS, "enable").Set("jid", r.JID.String()).Set("node", r.Node)
+	el := stanza.New(NS, "enable").Set("jid", r.JID.String()).Set("node", r.Node).Set("resource", r.Resource)
 	if r.Options != nil {
 		el.Append(r.optionsForm())
 	}

@@ -22,7 +22,9 @@
 //     offline's and passes);
 //   - delivered to a session that is detached (XEP-0198 hibernation: its
 //     client is gone and the stanza waits in the session's queue): the
-//     ForSession stage.
+//     ForSession stage. Only the registrations that session made are
+//     woken (each is stored with the resource that enabled it): the
+//     laptop's app server is not told of the phone's hibernation.
 //
 // Rate. One notification per registration at a time and at most one per
 // MinInterval: what arrives meanwhile is counted and sent in the next one
@@ -222,6 +224,7 @@ func (p *pusher) enable(ctx context.Context, iq *stanza.IQ) (*stanza.Element, er
 	if err != nil {
 		return nil, err
 	}
+	reg.Resource = iq.From.Resourcepart()
 	k := key(acct, reg.JID.String(), reg.Node)
 	val := reg.Element().AppendXML(nil, "")
 	err = p.store.Update(ctx, func(t xeps.Txn) error {
@@ -360,7 +363,7 @@ func worthNotifying(el *stanza.Element) bool {
 // It passes: offline storage, after this module, keeps the message.
 func (p *pusher) undeliverable(ctx context.Context, el *stanza.Element, from, to stanza.JID) (xeps.Verdict, *stanza.Error) {
 	if worthNotifying(el) {
-		p.notify(ctx, to.Bare(), from, el)
+		p.notify(ctx, to.Bare(), from, el, "")
 	}
 	return xeps.Pass, nil
 }
@@ -372,7 +375,7 @@ func (p *pusher) forSession(ctx context.Context, s *session.Session, el *stanza.
 		return xeps.Pass
 	}
 	from, _ := stanza.ParseJID(el.Get("from"))
-	p.notify(ctx, s.Address().Bare(), from, el)
+	p.notify(ctx, s.Address().Bare(), from, el, s.Address().Resourcepart())
 	return xeps.Pass
 }
 
@@ -399,13 +402,25 @@ func (p *pusher) accountDeleted(_ context.Context, user stanza.JID) error {
 	return nil
 }
 
-// notify counts a message for acct and notifies each of its registrations
-// now or, when rate-limited, later.
-func (p *pusher) notify(ctx context.Context, acct, from stanza.JID, el *stanza.Element) {
+// notify counts a message for acct and notifies its registrations now or,
+// when rate-limited, later: all of them, or with resource set (a hibernated
+// session) those that session registered (and any whose resource is not
+// known).
+func (p *pusher) notify(ctx context.Context, acct, from stanza.JID, el *stanza.Element, resource string) {
 	keys, regs, err := p.registrations(ctx, acct)
 	if err != nil {
 		p.log.Error("reading push registrations", "jid", acct.String(), "err", err)
 		return
+	}
+	if resource != "" {
+		n := 0
+		for i := range regs {
+			if regs[i].Resource == "" || regs[i].Resource == resource {
+				keys[n], regs[n] = keys[i], regs[i]
+				n++
+			}
+		}
+		keys, regs = keys[:n], regs[:n]
 	}
 	if len(regs) == 0 {
 		return
