@@ -693,3 +693,23 @@ func BenchmarkChatArchive(b *testing.B) {
 		})
 	}
 }
+
+// TestMAMPrefsRoster: with default='roster', only messages exchanged with
+// contacts in the user's roster are archived.
+func TestMAMPrefsRoster(t *testing.T) {
+	srv := startTestServer(t, nil)
+	alice, bob, carol := mamLogin(t, srv, "alice"), mamLogin(t, srv, "bob"), mamLogin(t, srv, "carol")
+	alice.send("<presence type='subscribe' to='bob@localhost'/>")
+	alice.settle()
+	bob.send("<presence type='subscribed' to='alice@localhost'/>")
+	bob.settle()
+	bob.send("<iq type='set' id='pr'><prefs xmlns='urn:xmpp:mam:2' default='roster'><always/><never/></prefs></iq>")
+	bob.settle()
+	alice.settle() // bob's approval, the roster push, bob's presence
+	alice.chat("bob@localhost", 1, "contact")
+	carol.chat("bob@localhost", 1, "stranger")
+	bob.settle()
+	if p := bob.query("q", "", "", ""); !slicesEqual(p.bodies(), []string{"contact 0"}) {
+		t.Fatalf("bob's archive with default roster: %q", p.bodies())
+	}
+}
