@@ -421,8 +421,12 @@ func (s *Session) appendFeatures(b []byte) []byte {
 			sess := stanza.New(stanza.NSSession, "session").Append(stanza.New(stanza.NSSession, "optional"))
 			b = sess.AppendXML(b, stanza.NSStream)
 		}
-		// XEP-0198: enable once bound, or resume before binding.
-		b = smFeature.AppendXML(b, stanza.NSStream)
+		// XEP-0198: enable once bound, or resume before binding; not after
+		// SASL2 enabled it inline or resumed (xmpp.js would try again, and
+		// fail, and forget its session).
+		if s.sess.SM() == nil {
+			b = smFeature.AppendXML(b, stanza.NSStream)
+		}
 		if cfg.Features != nil {
 			for _, f := range cfg.Features() {
 				b = f.AppendXML(b, stanza.NSStream)

@@ -146,16 +146,19 @@ func (s *Session) resumeSM(el *stanza.Element) (resumed, failed *stanza.Element,
 	cfg := &s.srv.cfg
 	h, ok := parseH(el.Get("h"))
 	if !ok || el.Get("previd") == "" {
+		s.logAt(slog.LevelDebug, "resumption refused: bad h or previd", "h", el.Get("h"))
 		return nil, smFailed("bad-request", -1), nil
 	}
 	old := cfg.Sessions.Resumable(el.Get("previd"))
 	// A resumption id is good for its own account only: another's is as
 	// unknown as a made-up one.
 	if old == nil || bareOf(old.Full()) != s.user+"@"+s.domain || old.SM() == nil {
+		s.logAt(slog.LevelDebug, "resumption refused: no such session of this account", "found", old != nil)
 		return nil, smFailed("item-not-found", -1), nil
 	}
 	m = old.SM()
 	if !m.Claim() {
+		s.logAt(slog.LevelDebug, "resumption refused: the session is over or being resumed")
 		return nil, smFailed("item-not-found", -1), nil
 	}
 	if t, ok := old.Transport().(*Session); ok && t != nil {

@@ -32,6 +32,31 @@ func TestInteropSlixmppSM(t *testing.T) {
 	}
 }
 
+// TestInteropXmppJSSM: @xmpp/client's stream-management enables SM inline
+// in Bind 2; its TCP connection is reset; it reconnects and resumes inline
+// in SASL2: every message arrives exactly once
+// (testdata/interop/js/xmppjs_sm.mjs).
+func TestInteropXmppJSSM(t *testing.T) {
+	timing(t)
+	node := needTool(t, "node")
+	jsDir := filepath.Join(interopDir(t), "js")
+	ensureNodeModules(t)
+	s := startInteropServer(t)
+	alice, bob := s.Users["alice"], s.Users["bob"]
+	for _, tr := range []struct{ name, service string }{
+		{"starttls", "xmpp://" + s.StartTLS},
+		{"direct-tls", "xmpps://" + s.DirectTLS},
+	} {
+		t.Run(tr.name, func(t *testing.T) {
+			out, _ := runClient(t, 60*time.Second, false, jsDir, []string{"NODE_NO_WARNINGS=1"}, node,
+				"xmppjs_sm.mjs", tr.service, "localhost", alice.Local, alice.Password, bob.Local, bob.Password)
+			if r := findResult(results(out), "sm"); r == nil || r["sm"] != "ok" {
+				t.Fatalf("no RESULT sm=ok line")
+			}
+		})
+	}
+}
+
 // smProcess is one `xmppd serve` run on a config of its own; stop sends
 // SIGTERM, as an operator's restart does.
 type smProcess struct {
