@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -155,24 +156,36 @@ type logValue struct {
 
 // parseLogValue parses a stored entry.
 func parseLogValue(id LogID, v []byte) (lv logValue, err error) {
-	corrupt := fmt.Errorf("storage: log entry %s: corrupt", id)
+	lv, ok := parseLogValueOK(v)
+	if !ok {
+		if len(v) == 0 || v[0] < logValueV1 || v[0] > logValueV3 {
+			return lv, fmt.Errorf("storage: log entry %s: unknown encoding", id)
+		}
+		return lv, fmt.Errorf("storage: log entry %s: corrupt", id)
+	}
+	return lv, nil
+}
+
+// parseLogValueOK is parseLogValue without the error's allocation: every
+// entry of every page goes through it.
+func parseLogValueOK(v []byte) (lv logValue, ok bool) {
 	if len(v) == 0 || v[0] < logValueV1 || v[0] > logValueV3 {
-		return lv, fmt.Errorf("storage: log entry %s: unknown encoding", id)
+		return lv, false
 	}
 	version := v[0]
 	v = v[1:]
 	n, k := binary.Uvarint(v)
 	if k <= 0 || n > uint64(len(v)-k) {
-		return lv, corrupt
+		return lv, false
 	}
 	lv.with, v = v[k:k+int(n)], v[k+int(n):]
 	if version == logValueV1 {
 		lv.data = v
-		return lv, nil
+		return lv, true
 	}
 	lv.packed = version == logValueV3
 	if len(v) == 0 {
-		return lv, corrupt
+		return lv, false
 	}
 	kind := v[0]
 	v = v[1:]
@@ -181,28 +194,28 @@ func parseLogValue(id LogID, v []byte) (lv logValue, err error) {
 	case textLiteral:
 		n, k := binary.Uvarint(v)
 		if k <= 0 || n > uint64(len(v)-k) {
-			return lv, corrupt
+			return lv, false
 		}
 		lv.text, v = v[k:k+int(n)], v[k+int(n):]
 	case textInData:
 		off, k1 := binary.Uvarint(v)
 		if k1 <= 0 {
-			return lv, corrupt
+			return lv, false
 		}
 		n, k2 := binary.Uvarint(v[k1:])
 		if k2 <= 0 || off > 1<<32 || n > 1<<32 {
-			return lv, corrupt
+			return lv, false
 		}
 		lv.inData, lv.textOff, lv.textLen = true, off, n
 		v = v[k1+k2:]
 	default:
-		return lv, corrupt
+		return lv, false
 	}
 	lv.data = v
 	if !lv.packed && lv.inData && lv.textOff+lv.textLen > uint64(len(v)) {
-		return lv, corrupt
+		return lv, false
 	}
-	return lv, nil
+	return lv, true
 }
 
 // appendData appends the entry's data, unpacked, to dst, and returns it
@@ -694,7 +707,7 @@ func (l *boltLog) search(b *bolt.Bucket, owner string, lists [][]byte, words []s
 	if err != nil {
 		return false, err
 	}
-	var have []string
+	var scratch []byte // each pending entry's data, unpacked in turn
 	for _, id := range ids {
 		if id < lo || id > hi {
 			continue
@@ -703,15 +716,18 @@ func (l *boltLog) search(b *bolt.Bucket, owner string, lists [][]byte, words []s
 		if v == nil {
 			continue
 		}
-		w, text, err := entryText(id, owner, v)
+		lv, err := parseLogValue(id, v)
 		if err != nil {
 			return false, err
 		}
-		if with != "" && string(w) != with {
+		if with != "" && string(lv.with) != with {
 			continue
 		}
-		have = appendWords(have[:0], string(text))
-		if !containsAll(have, words) {
+		var text []byte
+		if scratch, text, err = lv.appendData(scratch[:0], owner); err != nil {
+			return false, err
+		}
+		if !hasWords(unsafeString(text), words) {
 			continue
 		}
 		pending = append(pending, match{id, v})
@@ -747,15 +763,9 @@ func (l *boltLog) search(b *bolt.Bucket, owner string, lists [][]byte, words []s
 	return l.joinLists(b, owner, lists, lo, hi, limit-n, true, add)
 }
 
-// containsAll reports whether have (sorted) holds every one of want.
-func containsAll(have, want []string) bool {
-	for _, w := range want {
-		if _, found := slices.BinarySearch(have, w); !found {
-			return false
-		}
-	}
-	return true
-}
+// unsafeString is b as a string without a copy, for reading only while b
+// is (a value in the mmap, during its transaction).
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // joinLists hands add the entries of owner in [lo, hi] that are in every
 // one of lists, at most limit, from the oldest or (backward) the newest,

@@ -37,6 +37,36 @@ func isCJK(r rune) bool {
 // returns it.
 func appendWords(dst []string, text string) []string {
 	start := len(dst)
+	eachWord(text, func(w []byte) {
+		// A word seen just before is common ("the … the"); the rest of the
+		// duplicates go at the end.
+		if n := len(dst); n == start || dst[n-1] != string(w) {
+			dst = append(dst, string(w))
+		}
+	})
+	slices.Sort(dst[start:])
+	return append(dst[:start], slices.Compact(dst[start:])...)
+}
+
+// hasWords reports whether text holds every one of words (distinct, at
+// most 64), without allocating: what a query checks of the entries whose
+// words are not indexed yet.
+func hasWords(text string, words []string) bool {
+	var seen uint64
+	all := uint64(1)<<len(words) - 1
+	eachWord(text, func(w []byte) {
+		for i, x := range words {
+			if x == string(w) {
+				seen |= 1 << i
+			}
+		}
+	})
+	return seen&all == all
+}
+
+// eachWord calls fn with each word of text, in order, duplicates included;
+// w is valid only during the call.
+func eachWord(text string, fn func(w []byte)) {
 	var word []byte // the folded word being built
 	var stack [maxWordLen + utf8.UTFMax]byte
 	word = stack[:0]
@@ -54,11 +84,7 @@ func appendWords(dst []string, text string) []string {
 			}
 			w = w[:n]
 		}
-		// A word seen just before is common ("the … the"); the rest of the
-		// duplicates go at the end.
-		if n := len(dst); n == start || dst[n-1] != string(w) {
-			dst = append(dst, string(w))
-		}
+		fn(w)
 		word = word[:0]
 	}
 	add := func(r rune) {
@@ -113,6 +139,4 @@ func appendWords(dst []string, text string) []string {
 		}
 	}
 	emit()
-	slices.Sort(dst[start:])
-	return append(dst[:start], slices.Compact(dst[start:])...)
 }
