@@ -847,6 +847,7 @@ func (s *Session) attach(ctx context.Context, old *session.Session) {
 			s.srv.cfg.Router.RouteFromClient(session.NewContext(ctx, old), un)
 		}
 		old.Close(&stanza.StreamError{Condition: "conflict", Text: "replaced by a new connection"})
+		s.srv.replaced(ctx, old)
 	}
 	s.logAt(slog.LevelInfo, "bound")
 	if s.srv.cfg.OnBound != nil {

@@ -296,3 +296,22 @@ func bareOf(full string) string {
 	bare, _, _ := strings.Cut(full, "/")
 	return bare
 }
+
+// replaced ends the stream management of a session a new connection of
+// the same resource replaced: it can no longer be resumed. A hibernated
+// one has no connection to end it, so what it never got goes to the
+// undeliverable stage now (the new session, other resources, offline);
+// an attached one's connection ends it as any other.
+func (srv *Server) replaced(ctx context.Context, old *session.Session) {
+	m := old.SM()
+	if m == nil {
+		return
+	}
+	srv.cfg.Sessions.RemoveResumable(old)
+	if old.Transport() == nil && m.End() {
+		srv.undeliver(session.NewContext(ctx, old), old)
+		if srv.cfg.OnClosed != nil {
+			srv.cfg.OnClosed(ctx, old)
+		}
+	}
+}

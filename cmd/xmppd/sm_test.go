@@ -629,3 +629,39 @@ func TestSMInlineSASL2(t *testing.T) {
 		t.Fatalf("failed inline resumption: %s", success)
 	}
 }
+
+// TestSMReplacedWhileHibernated: a new login with the resource of a
+// hibernated session replaces it: the old one cannot be resumed any more,
+// and what it never got is delivered to the new one's account at once
+// (here: offline storage, read at the new session's initial presence),
+// not an hour later.
+func TestSMReplacedWhileHibernated(t *testing.T) {
+	srv := startTestServer(t, nil)
+	bob := smLogin(t, srv, "bob", "phone")
+	alice := dialWire(t, srv.c2sAddrs[0], false)
+	alice.login("localhost", "alice", "a", false)
+	alice.send("<message to='" + bob.full + "' id='m0' type='chat'><body>0</body></message>")
+	bob.nextStanza(false)
+	sess := srv.c2s.Sessions().Session(bob.full)
+	bob.cut()
+	waitFor(t, func() bool { return sess.State() == session.Detached })
+	again := dialWire(t, srv.c2sAddrs[0], false)
+	again.login("localhost", "bob", "phone", false)
+	again.send("<presence/><iq type='get' id='end' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	var got []string
+	for {
+		el := again.next()
+		if el.Get("id") == "end" {
+			break
+		}
+		if el.Local == "message" {
+			got = append(got, el.Get("id"))
+		}
+	}
+	if strings.Join(got, " ") != "m0" {
+		t.Fatalf("the new session got %v, want m0", got)
+	}
+	if _, ans := bob.resume(srv, "bob", 0); !failedWith("item-not-found")(ans) {
+		t.Fatalf("resuming a replaced session: %s", ans)
+	}
+}
