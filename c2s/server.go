@@ -236,6 +236,11 @@ func (s *Server) Kick(bare string, se *stanza.StreamError) int {
 	list := s.cfg.Sessions.Sessions(bare, buf[:0])
 	for _, sess := range list {
 		sess.Close(se)
+		// A hibernated session has no connection to close: it ends now
+		// rather than at its resume timeout.
+		if m := sess.SM(); m != nil && sess.Transport() == nil && m.End() {
+			s.expire(sess)
+		}
 	}
 	return len(list)
 }

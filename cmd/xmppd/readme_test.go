@@ -28,6 +28,7 @@ import (
 // SASL code and federation.
 var coreXEPs = []string{
 	"0178", // SASL EXTERNAL between servers (s2s)
+	"0198", // Stream Management: acks, resumption, hibernation, saved across restarts (c2s, session)
 	"0220", // Server Dialback (s2s)
 	"0288", // bidirectional server streams (s2s)
 	"0368", // Direct TLS listeners (c2s, s2s) and _xmpps-server lookups (s2s/srv)
