@@ -59,7 +59,10 @@ var (
 
 // startServer runs `xmppd serve` with a fresh data folder and waits for its
 // two c2s listeners and the admin socket.
-func startServer(t *testing.T) *testServer {
+func startServer(t *testing.T) *testServer { return startServerWith(t, "") }
+
+// startServerWith is startServer with more lines for the [c2s] section.
+func startServerWith(t *testing.T, c2sExtra string) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	s := &testServer{config: filepath.Join(dir, "xmppd.toml")}
@@ -72,10 +75,11 @@ level = "info"
 [c2s]
 listen = ["127.0.0.1:0"]
 direct_tls = ["127.0.0.2:0"]
+%s
 [s2s]
 listen = []
 direct_tls = []
-`, filepath.Join(dir, "data"))
+`, filepath.Join(dir, "data"), c2sExtra)
 	if err := os.WriteFile(s.config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -497,4 +501,21 @@ func TestTable(t *testing.T) {
 	if code != 0 {
 		t.Errorf("exit %d", code)
 	}
+}
+
+// TestResumeRefused: sessions whose hibernation expired before they come
+// back cannot resume; the run counts every failure (and the messages sent
+// to them meanwhile as not delivered to the session) and exits 1.
+func TestResumeRefused(t *testing.T) {
+	s := startServerWith(t, `resume_timeout = "1s"`)
+	createUsers(t, s, "u", 5)
+	_, figs, code := runBench(t, "resume", "--addr", s.starttls, "--prefix", "u", "--password", "pw-u", "--cut", "rst",
+		"--n", "4", "--senders", "1", "--before", "1", "--during", "2", "--offline", "2500ms", "--drain", "1s")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	want(t, figs, "resumed", 0)
+	want(t, figs, "resume_failed", 4)
+	want(t, figs, "lost", 8)
+	want(t, figs, "duplicated", 0)
 }
