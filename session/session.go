@@ -155,7 +155,14 @@ func (s *Session) Deliver(el *stanza.Element) bool {
 	if a := s.transport.Load(); a != nil {
 		return a.t.Deliver(el)
 	}
-	if s.State() == Closed || !s.q.Push(el) {
+	// A hibernated session (XEP-0198) keeps up to its unacknowledged bound:
+	// what does not fit goes to offline storage, which a client that
+	// resumes instead of logging in does not read.
+	bound := s.q.Max()
+	if m := s.SM(); m != nil && m.MaxUnacked > bound {
+		bound = m.MaxUnacked
+	}
+	if s.State() == Closed || !s.q.PushUpTo(el, bound) {
 		return false
 	}
 	// A transport that attached meanwhile may have started before the push.

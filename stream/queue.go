@@ -43,6 +43,18 @@ func (q *Queue[T]) Push(it T) bool {
 	return true
 }
 
+// PushUpTo is Push with another bound: a detached session that waits for
+// its client to resume (XEP-0198) may keep more than a connection may.
+func (q *Queue[T]) PushUpTo(it T, max int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) >= max {
+		return false
+	}
+	q.items = append(q.items, it)
+	return true
+}
+
 // TakeAll removes and returns every waiting item.
 func (q *Queue[T]) TakeAll() []T {
 	q.mu.Lock()

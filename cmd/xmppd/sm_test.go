@@ -665,3 +665,41 @@ func TestSMReplacedWhileHibernated(t *testing.T) {
 		t.Fatalf("resuming a replaced session: %s", ans)
 	}
 }
+
+// TestSMHibernatedQueue: a hibernated session keeps up to c2s.max_unacked
+// stanzas for its client, more than a connection's queue: what comes
+// while the phone is away is all there when it resumes, not partly in
+// offline storage it would read only at its next fresh login.
+func TestSMHibernatedQueue(t *testing.T) {
+	srv := startTestServer(t, func(c *Config) { c.C2S.QueueSize = 8; c.C2S.MaxUnacked = 100 })
+	bob := smLogin(t, srv, "bob", "phone")
+	sess := srv.c2s.Sessions().Session(bob.full)
+	bob.cut()
+	waitFor(t, func() bool { return sess.State() == session.Detached })
+	alice := dialWire(t, srv.c2sAddrs[0], false)
+	alice.login("localhost", "alice", "a", false)
+	var want []string
+	for i := range 30 {
+		alice.send(fmt.Sprintf("<message to='%s' id='m%d' type='chat'><body>%d</body></message>", bob.full, i, i))
+		want = append(want, fmt.Sprintf("m%d", i))
+	}
+	alice.sync2("messages")
+	nb, ans := bob.resume(srv, "bob", 0)
+	if !ans.Is(nsSM, "resumed") {
+		t.Fatalf("got %s", ans)
+	}
+	nb.send("<iq type='get' id='end' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	var got []string
+	for {
+		el := nb.nextStanza(true)
+		if el.Get("id") == "end" {
+			break
+		}
+		if el.Local == "message" {
+			got = append(got, el.Get("id"))
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("after resuming bob got %v", got)
+	}
+}
