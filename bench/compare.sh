@@ -58,6 +58,7 @@
 #   resume          RES_N sessions with SM chat a little, are all cut at once (silently: no FIN or RST
 #                   reaches the server, as a phone out of coverage), get messages meanwhile and resume from
 #                   new connections → resumed/failed, lost, duplicated, resume p50/p99, server CPU per resume
+#   resume-sasl2    the same, resuming inside SASL2's <authenticate/> where offered (XEP-0388 inline)
 #   hibernate       HIB_N sessions with SM cut (RST: the server learns at once) and held HIB_HOLD → server
 #                   RSS per hibernated session; then resumed to show they were held
 #   archive         ARCH_FILL messages between two users at full speed (the fill rate: one pair's chat with
@@ -578,6 +579,9 @@ run_server_modern() {
 	fi
 	log "$s: resume, $RES_N sessions cut silently and resumed"
 	bench "$s" resume resume --prefix u --users $ACCOUNTS --n $RES_N --senders 10 --cut silent --concurrency $CONCURRENCY
+	# As Conversations and Monal resume: inside SASL2's <authenticate/> where offered (one round trip, no
+	# stream restart); the peers here have no SASL2 and resume as above.
+	bench "$s" resume-sasl2 resume --sasl2 --prefix u --users $ACCOUNTS --n $RES_N --senders 10 --cut silent --concurrency $CONCURRENCY
 	log "$s: hibernate, $HIB_N sessions held $HIB_HOLD"
 	bench "$s" hibernate hibernate --prefix u --users $ACCOUNTS --n $HIB_N --senders 10 --hold $HIB_HOLD --concurrency $CONCURRENCY
 	log "$s: archive, $ARCH_FILL messages (at most $ARCH_FILL_TIME), then $ARCH_QUERIES queries of each kind"

@@ -210,7 +210,7 @@ def rows(meta):
 
 # --modern (issue 13): the servers with archive, carbons and stream management on.
 MODERN_SCENARIOS = ("chat-archive", "chat-archive-own", "chat-archive-peerhalf", "chat-plain-own", "chat-sm-own",
-                    "resume", "hibernate", "archive")
+                    "resume", "resume-sasl2", "hibernate", "archive")
 
 
 def sm_cpu_ratio(plain, sm):
@@ -253,6 +253,12 @@ def rows_modern(meta):
         ("resume time p50, ms (connect, TLS, SASL, <resumed/>)", "resume", lambda r: fig(r, "resume_p50_ms"), -1, None),
         ("resume time p99, ms", "resume", lambda r: fig(r, "resume_p99_ms"), -1, None),
         ("server CPU per resumption, µs (TLS and SASL included)", "resume", lambda r: fig(r, "resume_cpu_us"), -1, None),
+        ("resumed inside SASL2's <authenticate/> where offered: sessions resumed", "resume-sasl2",
+         lambda r: fig(r, "resumed"), +1, None),
+        ("  messages lost + duplicated", "resume-sasl2", lambda r: none_sum(fig(r, "lost"), fig(r, "duplicated")), -1, ("abs<=", 0)),
+        ("  resume time p50, ms", "resume-sasl2", lambda r: fig(r, "resume_p50_ms"), -1, None),
+        ("  resume time p99, ms", "resume-sasl2", lambda r: fig(r, "resume_p99_ms"), -1, None),
+        ("  SASL used", "resume-sasl2", None, 0, None),
         (f"Hibernation: {meta.get('hibernate_n')} sessions cut (RST) and held {meta.get('hibernate_hold')}",
          None, None, None, None),
         ("server RSS per hibernated session, KiB", "hibernate",
@@ -272,6 +278,10 @@ def rows_modern(meta):
         ("anomalies, all runs (failed logins or resumptions, lost/duplicated messages, refused queries, drops)", "*",
          None, 0, None),
     ]
+
+
+def none_sum(*xs):
+    return None if any(x is None for x in xs) else sum(xs)
 
 
 def fulltext(key):

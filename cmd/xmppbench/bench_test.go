@@ -446,6 +446,31 @@ func TestScenariosAgainstXmppd(t *testing.T) {
 		})
 	}
 
+	t.Run("sasl2-inline", func(t *testing.T) {
+		// SM enabled inline in Bind 2 and resumed inline in SASL2's
+		// <authenticate/> (one round trip), as Conversations and Monal do.
+		rep, figs, code := runBench(t, append([]string{"chat"}, common(s.starttls, "--sasl2", "--sm", "--pairs", "2", "--duration", "300ms")...)...)
+		if code != 0 {
+			t.Fatalf("chat: exit %d", code)
+		}
+		if sasl := fmt.Sprint(rep["sasl"]); sasl != "[SCRAM-SHA-256 (SASL2, Bind 2, SM inline)]" {
+			t.Errorf("chat: sasl = %s", sasl)
+		}
+		want(t, figs, "sm_sessions", 4)
+		want(t, figs, "sm_unacked_end", 0)
+		rep, figs, code = runBench(t, append([]string{"resume"}, common(s.starttls, "--sasl2", "--n", "4", "--senders", "1",
+			"--offline", "300ms", "--drain", "5s")...)...)
+		if code != 0 {
+			t.Fatalf("resume: exit %d", code)
+		}
+		if sasl := fmt.Sprint(rep["sasl"]); !strings.Contains(sasl, "SCRAM-SHA-256 (SASL2, inline resume)") {
+			t.Errorf("resume: sasl = %s", sasl)
+		}
+		want(t, figs, "resumed", 4)
+		want(t, figs, "lost", 0)
+		want(t, figs, "duplicated", 0)
+	})
+
 	t.Run("hibernate", func(t *testing.T) {
 		_, figs, code := runBench(t, append([]string{"hibernate"}, common(s.starttls, "--n", "8", "--senders", "1",
 			"--hold", "300ms", "--settle", "100ms", "--drain", "5s", "--server-pid", pid)...)...)

@@ -109,9 +109,11 @@ type client struct {
 	// without --sm or before). A resumed session gets a new client with a
 	// copy of it; the cut one keeps its own, marked cut.
 	sm *smState
-	// noSASL2: log in with RFC 6120's SASL even with --sasl2 (a resumption
-	// after a stream restart, as this tool resumes).
-	noSASL2 bool
+	// inlineResume: a <resume/> to send inside SASL2's <authenticate/>
+	// (XEP-0388 §2.5) when the server offers it; sasl2Done is the
+	// <success/> that answered.
+	inlineResume string
+	sasl2Done    *stanza.Element
 }
 
 // errf wraps an error with the login step it happened in.
@@ -309,7 +311,7 @@ func (d *dialer) chooseMech(offered []string) (string, error) {
 // password login.
 func (c *client) auth(d *dialer, feat *stanza.Element, password string) (after *stanza.Element, bound bool, err error) {
 	ns, list := stanza.NSSASL, feat.Child(stanza.NSSASL, "mechanisms")
-	if a := feat.Child(stanza.NSSASL2, "authentication"); d.sasl2 && !c.noSASL2 && a != nil {
+	if a := feat.Child(stanza.NSSASL2, "authentication"); d.sasl2 && a != nil {
 		ns, list = stanza.NSSASL2, a
 	}
 	var offered []string
@@ -361,9 +363,16 @@ func (c *client) auth(d *dialer, feat *stanza.Element, password string) (after *
 		if requestToken != "" {
 			msg += c.userAgent() + "<request-token xmlns='" + stanza.NSFast + "' mechanism='" + requestToken + "'/>"
 		}
-		if bind2 {
-			msg += "<bind xmlns='" + stanza.NSBind2 + "'><tag>xmppbench</tag></bind>"
-			d.mechUsed.LoadOrStore(mech+" (SASL2, Bind 2)", struct{}{})
+		if c.inlineResume != "" && inline.Child(nsSM, "sm") != nil {
+			msg += c.inlineResume
+			d.mechUsed.LoadOrStore(mech+" (SASL2, inline resume)", struct{}{})
+		} else if bind2 && c.inlineResume == "" { // (a resumption binds nothing)
+			extra, label := c.bind2Extra(inline), " (SASL2, Bind 2)"
+			if extra != "" {
+				label = " (SASL2, Bind 2, SM inline)"
+			}
+			msg += "<bind xmlns='" + stanza.NSBind2 + "'><tag>xmppbench</tag>" + extra + "</bind>"
+			d.mechUsed.LoadOrStore(mech+label, struct{}{})
 		} else {
 			d.mechUsed.LoadOrStore(mech+" (SASL2)", struct{}{})
 		}
@@ -492,6 +501,13 @@ func (c *client) tokenAuth(mech, secret string, bind2 bool) (*stanza.Element, bo
 // token (for the mechanism asked for, or a rotated one for the mechanism
 // used) and the features of the authenticated stream.
 func (c *client) sasl2Success(el *stanza.Element, tokenMech string) (*stanza.Element, bool, error) {
+	c.sasl2Done = el
+	if en := el.Child(stanza.NSBind2, "bound").Child(nsSM, "enabled"); en != nil {
+		// Enabled inline (XEP-0386 §2.3): counting starts with <success/>.
+		if err := c.smEnabled(en); err != nil {
+			return nil, false, err
+		}
+	}
 	bound := false
 	if el.Child(stanza.NSBind2, "bound") != nil {
 		c.full = strings.TrimSpace(el.Child(stanza.NSSASL2, "authorization-identifier").Text())

@@ -146,6 +146,9 @@ func (c *client) writeStanzas(n int, b []byte) error {
 // for <enabled/>; stanzas that arrive before it are handled uncounted (the
 // server counts from its <enabled/>).
 func (c *client) enableSM(feat *stanza.Element) error {
+	if c.sm != nil {
+		return nil // enabled inline in Bind 2
+	}
 	if feat.Child(nsSM, "sm") == nil {
 		return errors.New("sm: urn:xmpp:sm:3 not offered")
 	}
@@ -159,18 +162,38 @@ func (c *client) enableSM(feat *stanza.Element) error {
 		}
 		switch {
 		case el.Is(nsSM, "enabled"):
-			r := el.Get("resume")
-			c.sm = &smState{id: el.Get("id"), resumable: r == "true" || r == "1", every: uint32(max(c.d.smEvery, 0))}
-			if !c.sm.resumable || c.sm.id == "" {
-				return errors.New("sm: enabled without resumption")
-			}
-			return nil
+			return c.smEnabled(el)
 		case el.Is(nsSM, "failed"):
 			return fmt.Errorf("sm enable: failed %s", failureCond(el))
 		default:
 			c.dispatch(el)
 		}
 	}
+}
+
+// smEnabled starts counting after an <enabled/>.
+func (c *client) smEnabled(el *stanza.Element) error {
+	r := el.Get("resume")
+	s := &smState{id: el.Get("id"), resumable: r == "true" || r == "1", every: uint32(max(c.d.smEvery, 0))}
+	if !s.resumable || s.id == "" {
+		return errors.New("sm: enabled without resumption")
+	}
+	c.sm = s
+	return nil
+}
+
+// bind2Extra is what goes into Bind 2's <bind/> besides the tag: with
+// --sm, an inline <enable/> where offered (as Conversations and Monal do).
+func (c *client) bind2Extra(inline *stanza.Element) string {
+	if !c.d.sm || c.inlineResume != "" {
+		return ""
+	}
+	for _, f := range inline.Child(stanza.NSBind2, "bind").Child(stanza.NSBind2, "inline").Children() {
+		if f.Get("var") == nsSM {
+			return "<enable xmlns='" + nsSM + "' resume='true'/>"
+		}
+	}
+	return ""
 }
 
 // cutMode is how a session's connection is lost.
@@ -237,7 +260,7 @@ func (d *dialer) resume(ctx context.Context, old *client, password string) (*cli
 	deadline, _ := ctx.Deadline()
 	_ = raw.SetDeadline(deadline)
 	c := &client{idx: old.idx, local: old.local, bare: old.bare, full: old.full, handle: old.handle, conn: raw, raw: raw, d: d,
-		chat: old.chat, pres: old.pres, res: old.res, noSASL2: true}
+		chat: old.chat, pres: old.pres, res: old.res}
 	unacked, err := c.negotiateResume(d, password, old.sm)
 	if err != nil {
 		raw.Close()
@@ -249,20 +272,30 @@ func (d *dialer) resume(ctx context.Context, old *client, password string) (*cli
 }
 
 func (c *client) negotiateResume(d *dialer, password string, prev *smState) (uint32, error) {
+	h := prev.h.Load()
+	resume := "<resume xmlns='" + nsSM + "' previd='" + escapeAttr(prev.id) + "' h='" + strconv.FormatUint(uint64(h), 10) + "'/>"
+	// With --sasl2, inside <authenticate/> where the server offers it
+	// (XEP-0388 §2.5): one round trip, no stream restart.
+	c.inlineResume = resume
 	after, err := c.connectAuth(d, password)
 	if err != nil {
 		return 0, err
 	}
-	if after.Child(nsSM, "sm") == nil {
-		return 0, errors.New("resume: urn:xmpp:sm:3 not offered")
-	}
-	h := prev.h.Load()
-	if err := c.write([]byte("<resume xmlns='" + nsSM + "' previd='" + escapeAttr(prev.id) + "' h='" + strconv.FormatUint(uint64(h), 10) + "'/>")); err != nil {
-		return 0, errf("resume", err)
-	}
-	el, err := c.expect("resume")
-	if err != nil {
-		return 0, err
+	var el *stanza.Element
+	if r := c.sasl2Done.Child(nsSM, "resumed"); r != nil {
+		el = r
+	} else if f := c.sasl2Done.Child(nsSM, "failed"); f != nil {
+		el = f
+	} else {
+		if after.Child(nsSM, "sm") == nil {
+			return 0, errors.New("resume: urn:xmpp:sm:3 not offered")
+		}
+		if err := c.write([]byte(resume)); err != nil {
+			return 0, errf("resume", err)
+		}
+		if el, err = c.expect("resume"); err != nil {
+			return 0, err
+		}
 	}
 	switch {
 	case el.Is(nsSM, "resumed"):
