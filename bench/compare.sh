@@ -63,7 +63,8 @@
 #                   RSS per hibernated session; then resumed to show they were held
 #   archive         ARCH_FILL messages between two users at full speed (the fill rate: one pair's chat with
 #                   the archive on; at most ARCH_FILL_TIME), then ARCH_QUERIES queries of each kind: pages
-#                   of 50 (newest, by with, by time range, by before-id) and full-text (XEP-0431) p50/p99
+#                   of 50 (newest, by with, by time range, by before-id) and full-text (XEP-0431) p50/p99;
+#                   the data folder's growth per archived copy against the raw stanza's size
 # After all servers, xmppd once more (chat-archive-peerhalf): at half of the best peer's chat-archive peak,
 # the load of that peer's chat-archive-own run, so both p99 latencies compare at one load both carry.
 #
@@ -586,7 +587,10 @@ run_server_modern() {
 	bench "$s" hibernate hibernate --prefix u --users $ACCOUNTS --n $HIB_N --senders 10 --hold $HIB_HOLD --concurrency $CONCURRENCY
 	log "$s: archive, $ARCH_FILL messages (at most $ARCH_FILL_TIME), then $ARCH_QUERIES queries of each kind"
 	# The last two accounts: their archives hold nothing of the chat runs above.
-	bench "$s" archive archive --prefix u --first $((ACCOUNTS - 1)) --fill $ARCH_FILL --fill-time $ARCH_FILL_TIME --queries $ARCH_QUERIES
+	local dd
+	case $s in xmppd) dd=$WORK/xmppd/data ;; prosody) dd=$WORK/prosody/data ;; ejabberd) dd=$WORK/ejabberd/db ;; esac
+	bench "$s" archive archive --prefix u --first $((ACCOUNTS - 1)) --fill $ARCH_FILL --fill-time $ARCH_FILL_TIME --queries $ARCH_QUERIES \
+		--data-dir "$dd"
 	if pid_alive "$CUR_PID"; then
 		echo "  $s: RSS at the end $(awk '/VmRSS/{print $2" "$3}' /proc/$CUR_PID/status), CPU total $(awk '{printf "%.1f s", ($14+$15)/100}' /proc/$CUR_PID/stat)"
 		[ "$s" != xmppd ] || echo "  xmppd: data folder $(du -sh "$WORK/xmppd/data" | cut -f1)"

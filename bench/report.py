@@ -268,6 +268,9 @@ def rows_modern(meta):
          None, None, None, None),
         ("fill: delivered messages/s (one pair, archive on)", "archive", lambda r: fig(r, "fill_per_s"), +1, None),
         ("fill: messages archived (sent)", "archive", lambda r: fig(r, "fill_sent"), 0, None),
+        ("disk per archived copy, bytes (data folder growth ÷ 2 × messages)", "archive",
+         lambda r: fig(r, "disk_per_archived"), -1, None),
+        ("  ÷ the raw stanza's bytes", "archive", disk_ratio, -1, ("abs<=", 2)),
         ("newest page p99, ms", "archive", lambda r: fig(r, "q_newest_p99_ms"), -1, ("abs<=", 10)),
         ("by with p99, ms", "archive", lambda r: fig(r, "q_with_p99_ms"), -1, ("abs<=", 10)),
         ("by time range p99, ms", "archive", lambda r: fig(r, "q_range_p99_ms"), -1, ("abs<=", 10)),
@@ -278,6 +281,11 @@ def rows_modern(meta):
         ("anomalies, all runs (failed logins or resumptions, lost/duplicated messages, refused queries, drops)", "*",
          None, 0, None),
     ]
+
+
+def disk_ratio(r):
+    d, raw = fig(r, "disk_per_archived"), fig(r, "stanza_bytes")
+    return d / raw if d is not None and raw else None
 
 
 def none_sum(*xs):

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -39,6 +41,7 @@ type archiveConfig struct {
 	BodyWord int // words per body
 	FullText bool
 	FillTime time.Duration // stop sending after this long (0: no limit)
+	DataDir  string        // the server's data folder: disk used per archived message
 }
 
 func archiveFlags(fs *flag.FlagSet, a *archiveConfig) {
@@ -51,6 +54,8 @@ func archiveFlags(fs *flag.FlagSet, a *archiveConfig) {
 	fs.IntVar(&a.BodyWord, "body-words", 16, "words per body (with 16 and the default --words, a message stanza is about 200 bytes)")
 	fs.DurationVar(&a.FillTime, "fill-time", 0, "stop the fill's sending after this long, whatever --fill says (a slow server then "+
 		"gets a smaller archive, reported); 0: no limit")
+	fs.StringVar(&a.DataDir, "data-dir", "", "the server's data folder (read only): disk space used per archived message, "+
+		"from the blocks allocated before and after the fill (each message is archived for both users)")
 	fs.BoolVar(&a.FullText, "fulltext", true, "run the full-text queries (XEP-0431 field "+fulltextFV+")")
 }
 
@@ -235,6 +240,13 @@ func (b *bench) runArchive(ctx context.Context) {
 	var fillSpan time.Duration
 	var fillStart, fillEnd time.Time
 	var sendErrs atomic.Int64
+	var disk0 int64
+	if a.DataDir != "" {
+		var err error
+		if disk0, err = diskUsage(a.DataDir); err != nil {
+			b.r.addError(err)
+		}
+	}
 	if a.Fill > 0 {
 		var llat hist
 		clients, readers := b.connectAll(ctx, []int{0, 1}, onMsg, true, &llat, nil)
@@ -300,6 +312,17 @@ func (b *bench) runArchive(ctx context.Context) {
 		b.r.add("fill_lost", "fill: messages lost", float64(max(sent.Load()-received.Load(), 0)), "")
 		b.r.add("unexpected", "unexpected/error messages received", float64(foreign.Load()), "")
 		b.r.Anomalies += int(max(sent.Load()-received.Load(), 0)+foreign.Load()+sendErrs.Load()) + dropped
+		if a.DataDir != "" && disk0 > 0 && sent.Load() > 0 {
+			// Written to disk by now? The servers commit before delivering
+			// (xmppd) or soon after; give the lazy ones a moment.
+			sleepCtx(ctx, 2*time.Second)
+			if disk1, err := diskUsage(a.DataDir); err == nil {
+				b.r.add("disk_before", "server data folder before the fill", float64(disk0), "B")
+				b.r.add("disk_after", "server data folder after the fill", float64(disk1), "B")
+				b.r.add("disk_per_archived", "disk per archived copy (growth ÷ 2 × messages)", float64(disk1-disk0)/float64(2*sent.Load()), "B")
+				b.r.add("stanza_bytes", "bytes of one sent message stanza (the raw XML)", float64(sampleStanzaLen(b.jid(1), a)), "B")
+			}
+		}
 	}
 
 	// The queries, from a new session of user 0.
@@ -405,4 +428,27 @@ func (b *bench) runArchive(ctx context.Context) {
 		b.r.Anomalies += int(errs + short)
 	}
 	b.r.add("stale", "messages of earlier runs received (ignored)", float64(stale.Load()), "")
+}
+
+// diskUsage sums the blocks allocated to the files under dir (sparse or
+// preallocated files count what they really take).
+func diskUsage(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // vanished or unreadable (the server's own): skip
+		}
+		if d.Type().IsRegular() {
+			total += allocated(path)
+		}
+		return nil
+	})
+	return total, err
+}
+
+// sampleStanzaLen is the length of a fill message as sent.
+func sampleStanzaLen(to string, a archiveConfig) int {
+	b := []byte("<message type='chat' to='" + escapeAttr(to) + "'><body>")
+	b = archBody(b, "abcdefgh", 12345, a.Words, a.BodyWord)
+	return len(b) + len("</body></message>")
 }

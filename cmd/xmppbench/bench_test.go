@@ -491,11 +491,15 @@ func TestScenariosAgainstXmppd(t *testing.T) {
 		// u1 and u2 fill the archive; u1 pages through it and searches
 		// it. 20 words over 200 bodies of 12: every word is in many.
 		_, figs, code := runBench(t, append([]string{"archive"}, common(s.starttls, "--fill", "200", "--queries", "5", "--words", "20",
-			"--server-pid", pid)...)...)
+			"--server-pid", pid, "--data-dir", filepath.Join(filepath.Dir(s.config), "data"))...)...)
 		if code != 0 {
 			t.Fatalf("exit %d", code)
 		}
 		want(t, figs, "fill_delivered", 200)
+		if _, ok := figs["disk_per_archived"]; !ok || figs["disk_after"] <= 0 || figs["stanza_bytes"] < 100 {
+			t.Errorf("disk use not measured: %v per archived copy, %v after, stanza %v bytes", figs["disk_per_archived"],
+				figs["disk_after"], figs["stanza_bytes"])
+		}
 		for _, k := range []string{"newest", "with", "before_id"} {
 			want(t, figs, "q_"+k+"_results", 50)
 			ordered(t, figs, "q_"+k+"_p50_ms", "q_"+k+"_p99_ms")

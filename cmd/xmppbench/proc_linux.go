@@ -130,3 +130,13 @@ func machineBusy() (time.Duration, error) {
 	}
 	return time.Duration(busy) * time.Second / clkTck, nil
 }
+
+// allocated is the disk space a file takes (its blocks), or its size when
+// that is unknown.
+func allocated(path string) int64 {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0
+	}
+	return st.Blocks * 512
+}

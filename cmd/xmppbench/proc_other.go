@@ -4,6 +4,7 @@ package main
 
 import (
 	"errors"
+	"os"
 	"syscall"
 	"time"
 )
@@ -16,3 +17,12 @@ func procCPU(pid int) (time.Duration, error)                       { return 0, e
 func procStatus(pid int, field string) (int64, error)              { return 0, errNoProc }
 func selfUsage() (time.Duration, int64)                            { return 0, 0 }
 func machineBusy() (time.Duration, error)                          { return 0, errNoProc }
+
+// allocated is the file's size (its blocks are not portable).
+func allocated(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
