@@ -41,7 +41,6 @@ func (s *Server) suspend() []suspended {
 			t.resumedAway.Store(true)
 			t.out.AbortDetached()
 			sess.Detach(t)
-			t.out.NetConn().Close()
 		}
 		out = append(out, suspended{sess, exp})
 	}

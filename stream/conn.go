@@ -265,8 +265,10 @@ func (c *Conn[T]) Detach(se *stanza.StreamError) {
 }
 
 // AbortDetached ends the stream at once, writing nothing more (not even
-// </stream:stream>), and leaves the queue alone: the session is kept for
-// later (a restart saves it). The caller closes the connection.
+// </stream:stream> or a TLS close_notify), leaves the queue alone (the
+// session is kept for later: a restart saves it) and closes the socket
+// under any TLS layer, which also fails a write stuck on a client that
+// does not read. Call it only once the reader is past SetConn (c2s: bound).
 func (c *Conn[T]) AbortDetached() {
 	c.q.mu.Lock()
 	c.detached, c.silent = true, true
@@ -277,6 +279,12 @@ func (c *Conn[T]) AbortDetached() {
 	if !running {
 		c.markWriterDone()
 	}
+	// Not under the write lock, as in CloseStuck: a stuck Write holds it.
+	nc := c.conn
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	nc.Close()
 }
 
 // SetQueue makes the Conn drain q instead of the queue it was made with:
