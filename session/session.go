@@ -300,6 +300,10 @@ func (s *Session) Announced() bool {
 // 6121 §2.1.6 for the roster: it did a roster get). It lasts for the session.
 func (s *Session) SetInterested(i Interest) { s.interests.Or(uint32(i)) }
 
+// ClearInterested forgets that the resource asked for the pushes of i (a
+// client that turns a push off again: carbons' <disable/>).
+func (s *Session) ClearInterested(i Interest) { s.interests.And(^uint32(i)) }
+
 // Interested reports whether the resource asked for the pushes of i.
 func (s *Session) Interested(i Interest) bool { return s.interests.Load()&uint32(i) != 0 }
 

@@ -83,3 +83,12 @@ func TestSMClaims(t *testing.T) {
 		t.Fatal("an ended session can be taken")
 	}
 }
+
+func TestClearInterested(t *testing.T) {
+	s := New("x", 1)
+	s.SetInterested(1 | 4)
+	s.ClearInterested(4)
+	if !s.Interested(1) || s.Interested(4) {
+		t.Fatalf("interests %b", s.Interests())
+	}
+}
