@@ -703,3 +703,30 @@ func TestSMHibernatedQueue(t *testing.T) {
 		t.Fatalf("after resuming bob got %v", got)
 	}
 }
+
+// TestSMRestartExpired: a saved session whose resume timeout passes after
+// the restart ends as on timeout: what it never got goes to offline
+// storage, and it cannot be resumed.
+func TestSMRestartExpired(t *testing.T) {
+	srv := startTestServer(t, func(c *Config) { c.C2S.ResumeTimeout = Duration(2 * time.Second) })
+	bob := smLogin(t, srv, "bob", "phone")
+	sess := srv.c2s.Sessions().Session(bob.full)
+	bob.cut()
+	waitFor(t, func() bool { return sess.State() == session.Detached })
+	alice := dialWire(t, srv.c2sAddrs[0], false)
+	alice.login("localhost", "alice", "a", false)
+	alice.send("<message to='" + bob.full + "' id='m0' type='chat'><body>0</body></message>")
+	alice.sync2("m0")
+	srv = restartTestServer(t, srv)
+	if srv.c2s.Sessions().Session(bob.full) == nil {
+		t.Fatal("not restored")
+	}
+	waitFor(t, func() bool { return srv.c2s.Sessions().Session(bob.full) == nil })
+	time.Sleep(300 * time.Millisecond) // out of the registry before stored offline
+	if got := offlineIDs(t, srv, "bob"); strings.Join(got, " ") != "m0" {
+		t.Fatalf("offline storage has %v, want m0", got)
+	}
+	if _, ans := bob.resume(srv, "bob", 0); !failedWith("item-not-found")(ans) {
+		t.Fatalf("resuming an expired session: %s", ans)
+	}
+}
