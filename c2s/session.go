@@ -237,7 +237,9 @@ func (s *Session) endWith(err error) {
 		// The connection broke: nothing more can be written. A resumable
 		// session waits for its client to come back (smEnd), unless it was
 		// us who closed the stream.
-		s.broken = !s.isClosing()
+		// A write that failed first (the reset met our writer before our
+		// reader) closed the stream, but not by our choice: that too is broken.
+		s.broken = !s.isClosing() || s.out.Broke()
 		s.abort()
 	}
 }

@@ -93,6 +93,7 @@ type Conn[T any] struct {
 	q          *Queue[T] // its mu guards the fields below
 	writing    bool      // a writer goroutine runs
 	closing    bool
+	broke      bool // a write failed before anyone asked the stream to close
 	closeErr   *stanza.StreamError
 	writerDone chan struct{} // made only when Close must wait; closed when wdone is set
 	wdone      bool          // the final frame is written (or failed)
@@ -292,6 +293,15 @@ func (c *Conn[T]) AbortDetached() {
 // the reading goroutine may call it, before anything is queued on the
 // stream (while it negotiates).
 func (c *Conn[T]) SetQueue(q *Queue[T]) { c.q = q }
+
+// Broke reports that a write failed while nobody had asked the stream to
+// close: the connection broke under the writer (a reset, a dead peer), which
+// is not a close of ours even though the stream is closing now.
+func (c *Conn[T]) Broke() bool {
+	c.q.mu.Lock()
+	defer c.q.mu.Unlock()
+	return c.broke
+}
 
 // Closing reports whether the stream is closing (or closed).
 func (c *Conn[T]) Closing() bool {
@@ -631,6 +641,7 @@ func (c *Conn[T]) flush() {
 			} else if err != nil && c.cfg.RequeueFailed && !kept && !c.detached {
 				c.q.items = append(batch, c.q.items...)
 			}
+			c.broke = c.broke || (err != nil && !c.closing)
 			c.closing = true
 			c.q.mu.Unlock()
 			c.onClose()

@@ -441,3 +441,46 @@ func TestRequeueFailed(t *testing.T) {
 		t.Fatalf("left in the queue: %v, want [1 2]", ids)
 	}
 }
+
+// failConn fails every Write, as a connection reset under the writer does.
+type failConn struct{ fakeConn }
+
+func (c *failConn) Write([]byte) (int, error) { return 0, errors.New("connection reset by peer") }
+
+// TestBroke: a write that fails with nobody having asked for a close is a
+// broken connection (a resumable c2s session hibernates), even though the
+// stream is closing afterwards; a close we asked for, whose write then
+// fails, is not.
+func TestBroke(t *testing.T) {
+	cases := []struct {
+		name  string
+		run   func(c *Conn[*stanza.Element])
+		conn  net.Conn
+		broke bool
+	}{
+		{"write fails on its own", func(c *Conn[*stanza.Element]) { c.Enqueue(msg("1"), true) }, &failConn{}, true},
+		{"our close, then the write fails", func(c *Conn[*stanza.Element]) {
+			c.Enqueue(msg("1"), true)
+			time.Sleep(10 * time.Millisecond)
+			c.CloseStuck(&stanza.StreamError{Condition: "policy-violation"})
+		}, &fakeConn{gate: make(chan struct{})}, false},
+		{"our close, written", func(c *Conn[*stanza.Element]) { c.CloseWithError(nil) }, &fakeConn{}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := New(tc.conn, Config[*stanza.Element]{
+				QueueSize: 8, WriteTimeout: time.Hour,
+				Append: func(b []byte, el *stanza.Element) []byte { return el.AppendXML(b, stanza.NSClient) },
+				Header: func() stanza.StreamHeader { return testHeader },
+			})
+			tc.run(c)
+			waitDone(t, c)
+			if !c.Closing() {
+				t.Fatal("not closing")
+			}
+			if got := c.Broke(); got != tc.broke {
+				t.Fatalf("Broke() = %v, want %v", got, tc.broke)
+			}
+		})
+	}
+}
