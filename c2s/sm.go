@@ -273,6 +273,9 @@ func (srv *Server) expire(sess *session.Session) {
 	if srv.cfg.OnClosed != nil {
 		srv.cfg.OnClosed(ctx, sess)
 	}
+	// Modules may hand back at the close what they held for the session
+	// (CSI's held messages go back into its queue): that is undelivered too.
+	srv.undeliver(ctx, sess)
 }
 
 // undeliver hands what a session's client never got — the unacknowledged

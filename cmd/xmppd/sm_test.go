@@ -729,3 +729,23 @@ func TestSMRestartExpired(t *testing.T) {
 		t.Fatalf("resuming an expired session: %s", ans)
 	}
 }
+
+// TestSMExpiredKeepsCSIHeld: what CSI held back for an inactive session
+// (a receipt) is not lost when the session hibernates and expires: it goes
+// to offline storage like the rest of what the session never got.
+func TestSMExpiredKeepsCSIHeld(t *testing.T) {
+	srv := startTestServer(t, func(c *Config) { c.C2S.ResumeTimeout = Duration(time.Second) })
+	bob := smLogin(t, srv, "bob", "phone")
+	bob.send("<presence/>")
+	bob.send("<inactive xmlns='urn:xmpp:csi:0'/>")
+	bob.drain()
+	alice := dialWire(t, srv.c2sAddrs[0], false)
+	alice.login("localhost", "alice", "a", false)
+	alice.send("<message to='" + bob.full + "' id='r1'><received xmlns='urn:xmpp:receipts' id='m0'/></message>")
+	alice.sync2("receipt")
+	sess := srv.c2s.Sessions().Session(bob.full)
+	bob.cut()
+	waitFor(t, func() bool { return sess.State() == session.Detached })
+	waitFor(t, func() bool { return srv.c2s.Sessions().Session(bob.full) == nil })
+	waitFor(t, func() bool { return strings.Join(offlineIDs(t, srv, "bob"), " ") == "r1" })
+}
