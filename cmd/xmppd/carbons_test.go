@@ -352,41 +352,56 @@ func TestCarbonsCarryStanzaID(t *testing.T) {
 // TestCarbonsSurviveRestart: a phone with stream management enables
 // carbons and loses its connection; the server restarts (saving the
 // hibernated session); after the phone resumes, carbons are still on: a
-// message bob sends to alice's laptop is copied to it.
+// message bob sends to alice's laptop is copied to it. One that disabled
+// them again before the cut comes back with them off.
 func TestCarbonsSurviveRestart(t *testing.T) {
-	srv := startTestServer(t, nil)
-	phone := smLogin(t, srv, "alice", "phone")
-	phone.send("<iq type='set' id='en'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
-	if r := phone.nextStanza(false); r.Get("type") != "result" {
-		t.Fatalf("enable: %s", r)
+	cases := []struct {
+		name  string
+		iqs   []string // what the phone sends before it is cut
+		wants []string
+	}{
+		{"enabled", []string{"enable"}, []string{"received:r1"}},
+		{"enabled, then disabled", []string{"enable", "disable"}, nil},
 	}
-	sess := srv.c2s.Sessions().Session(phone.full)
-	phone.cut()
-	waitFor(t, func() bool { return sess.State() == session.Detached })
-	srv = restartTestServer(t, srv)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startTestServer(t, nil)
+			phone := smLogin(t, srv, "alice", "phone")
+			for _, iq := range tc.iqs {
+				phone.send("<iq type='set' id='" + iq + "'><" + iq + " xmlns='urn:xmpp:carbons:2'/></iq>")
+				if r := phone.nextStanza(false); r.Get("type") != "result" {
+					t.Fatalf("%s: %s", iq, r)
+				}
+			}
+			sess := srv.c2s.Sessions().Session(phone.full)
+			phone.cut()
+			waitFor(t, func() bool { return sess.State() == session.Detached })
+			srv = restartTestServer(t, srv)
 
-	np, ans := phone.resume(srv, "alice", phone.h)
-	if !ans.Is(nsSM, "resumed") {
-		t.Fatalf("resume after the restart: %s", ans)
-	}
-	laptop := dialWire(t, srv.c2sAddrs[0], false)
-	laptop.login("localhost", "alice", "laptop", false)
-	bob := dialWire(t, srv.c2sAddrs[0], false)
-	bob.login("localhost", "bob", "b", false)
-	bob.send("<message to='alice@localhost/laptop' type='chat' id='r1'><body>hi</body></message>")
-	bob.sync2("sent")
-	np.send("<iq type='get' id='end' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-	var got []*stanza.Element
-	for {
-		el := np.nextStanza(true)
-		if el.Get("id") == "end" {
-			break
-		}
-		if el.Local == "message" {
-			got = append(got, el)
-		}
-	}
-	if d := describe(got); !slices.Equal(d, []string{"received:r1"}) {
-		t.Fatalf("the resumed phone got %v, want the received carbon", d)
+			np, ans := phone.resume(srv, "alice", phone.h)
+			if !ans.Is(nsSM, "resumed") {
+				t.Fatalf("resume after the restart: %s", ans)
+			}
+			laptop := dialWire(t, srv.c2sAddrs[0], false)
+			laptop.login("localhost", "alice", "laptop", false)
+			bob := dialWire(t, srv.c2sAddrs[0], false)
+			bob.login("localhost", "bob", "b", false)
+			bob.send("<message to='alice@localhost/laptop' type='chat' id='r1'><body>hi</body></message>")
+			bob.sync2("sent")
+			np.send("<iq type='get' id='end' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+			var got []*stanza.Element
+			for {
+				el := np.nextStanza(true)
+				if el.Get("id") == "end" {
+					break
+				}
+				if el.Local == "message" {
+					got = append(got, el)
+				}
+			}
+			if d := describe(got); !slices.Equal(d, tc.wants) {
+				t.Fatalf("the resumed phone got %v, want %v", d, tc.wants)
+			}
+		})
 	}
 }

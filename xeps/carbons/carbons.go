@@ -46,7 +46,6 @@ package carbons
 import (
 	"context"
 	"slices"
-	"sync"
 
 	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
@@ -112,7 +111,6 @@ func (m *Module) Register(h *xeps.Host) error {
 	h.HandleIQ("set", NS, "disable", xeps.ToAccount, c.disable)
 	h.Hook(xeps.FromClient, c.sent)
 	h.Hook(xeps.ForAccount, c.received)
-	h.OnSessionClosed(func(_ context.Context, s xeps.Session) { c.disabled.Delete(s) })
 	// Bind 2 (XEP-0386 §5): <enable xmlns='urn:xmpp:carbons:2'/> in the
 	// client's <bind/> enables carbons for the new session before it can
 	// miss a message.
@@ -136,30 +134,19 @@ type carbons struct {
 	// stream management saves at shutdown and restores at the next start
 	// (its interests are saved), keeps carbons on.
 	on xeps.Interest
-	// disabled holds the sessions that disabled carbons after enabling
-	// them: a session's interest bits can only be set, not cleared. Keyed
-	// by the session; emptied when the session ends.
-	disabled sync.Map // *session.Session → struct{}
 }
 
 func (c *carbons) set(s *session.Session, on bool) {
 	if on {
 		s.SetInterested(c.on)
-		c.disabled.Delete(s)
-		return
-	}
-	if s.Interested(c.on) {
-		c.disabled.Store(s, struct{}{})
+	} else {
+		s.ClearInterested(c.on)
 	}
 }
 
 // isEnabled reports whether session s enabled carbons.
 func (c *carbons) isEnabled(s *session.Session) bool {
-	if !s.Interested(c.on) {
-		return false
-	}
-	_, off := c.disabled.Load(s)
-	return !off
+	return s.Interested(c.on)
 }
 
 // origin returns the session that sent iq, when it asks for itself: no
