@@ -244,13 +244,21 @@ func (s *Session) endWith(err error) {
 	}
 }
 
+// endWork bounds what a session does as it ends (see finish).
+const endWork = 5 * time.Second
+
 // finish runs after the read loop: unregister, tell the modules, close the socket.
 func (s *Session) finish(panicked any) {
 	if panicked != nil {
 		s.logAt(slog.LevelError, "session panic", "panic", panicked)
 		s.CloseWithError(&stanza.StreamError{Condition: "internal-server-error"})
 	}
-	ctx := s.ctx
+	// The session's context ends with the server's (at shutdown, before
+	// the sessions are closed), but what a session does as it ends — the
+	// unavailable broadcast, the modules' stores, offline storage of what
+	// it never got — must still happen: it gets a while of its own.
+	ctx, cancelEnd := context.WithTimeout(context.WithoutCancel(s.ctx), endWork)
+	defer cancelEnd()
 	if s.full != "" {
 		if gone, hibernated := s.smEnd(); gone || hibernated {
 			// The session lives on: resumed on another connection, or
