@@ -58,6 +58,17 @@ type Identity struct{ Category, Type, Name string }
 // Session is a local client session, as hooks see it.
 type Session = *session.Session
 
+// The states of a session a module may need to tell apart (a hibernated
+// XEP-0198 session is SessionDetached with stream management on).
+const (
+	SessionDetached = session.Detached
+	SessionClosed   = session.Closed
+)
+
+// SessionFromContext returns the local session a stanza came from (nil for
+// one from elsewhere: a peer server, the server itself).
+func SessionFromContext(ctx context.Context) Session { return session.FromContext(ctx) }
+
 // Config is what the server hands the Host at startup.
 type Config struct {
 	Domains []string

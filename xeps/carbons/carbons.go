@@ -47,7 +47,6 @@ import (
 	"context"
 	"slices"
 
-	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/xeps"
 )
@@ -93,14 +92,14 @@ func (*Module) Name() string { return "carbons" }
 
 // Enable turns carbons on for session s, as an <enable/> from it would:
 // for carbons enabled inline at resource binding (XEP-0386 Bind 2).
-func (m *Module) Enable(s *session.Session) {
+func (m *Module) Enable(s xeps.Session) {
 	if m.c != nil {
 		m.c.set(s, true)
 	}
 }
 
 // Enabled reports whether session s has carbons on.
-func (m *Module) Enabled(s *session.Session) bool { return m.c != nil && m.c.isEnabled(s) }
+func (m *Module) Enabled(s xeps.Session) bool { return m.c != nil && m.c.isEnabled(s) }
 
 // Register implements xeps.Module.
 func (m *Module) Register(h *xeps.Host) error {
@@ -136,7 +135,7 @@ type carbons struct {
 	on xeps.Interest
 }
 
-func (c *carbons) set(s *session.Session, on bool) {
+func (c *carbons) set(s xeps.Session, on bool) {
 	if on {
 		s.SetInterested(c.on)
 	} else {
@@ -145,14 +144,14 @@ func (c *carbons) set(s *session.Session, on bool) {
 }
 
 // isEnabled reports whether session s enabled carbons.
-func (c *carbons) isEnabled(s *session.Session) bool {
+func (c *carbons) isEnabled(s xeps.Session) bool {
 	return s.Interested(c.on)
 }
 
 // origin returns the session that sent iq, when it asks for itself: no
 // 'to', or its own bare JID. Another entity gets forbidden.
-func origin(ctx context.Context, iq *stanza.IQ) (*session.Session, error) {
-	s := session.FromContext(ctx)
+func origin(ctx context.Context, iq *stanza.IQ) (xeps.Session, error) {
+	s := xeps.SessionFromContext(ctx)
 	if s == nil || !iq.From.Bare().Equal(s.Address().Bare()) {
 		return nil, stanza.Errorf("forbidden", "carbons are enabled by a resource for itself")
 	}
@@ -254,7 +253,7 @@ func (c *carbons) sent(ctx context.Context, el *stanza.Element, from, to stanza.
 		return xeps.Pass, nil
 	}
 	bareS := bare.String()
-	var buf [8]*session.Session
+	var buf [8]xeps.Session
 	for _, s := range c.host.Sessions().Sessions(bareS, buf[:0]) {
 		if s.Address().Equal(from) || !c.isEnabled(s) {
 			continue
@@ -279,17 +278,17 @@ func (c *carbons) received(ctx context.Context, el *stanza.Element, from, to sta
 	}
 	bare := to.Bare()
 	bareS := bare.String()
-	var buf [8]*session.Session
+	var buf [8]xeps.Session
 	sessions := c.host.Sessions().Sessions(bareS, buf[:0])
 	if len(sessions) < 2 {
 		return xeps.Pass, nil // nobody besides the recipient to copy to
 	}
 	// Who gets the original (RFC 6121 §8.5, as router.toFull and
 	// messageToBare decide).
-	var direct *session.Session
+	var direct xeps.Session
 	if to.Resourcepart() != "" {
 		for _, s := range sessions {
-			if s.Address().Equal(to) && s.State() != session.Closed {
+			if s.Address().Equal(to) && s.State() != xeps.SessionClosed {
 				direct = s
 				break
 			}

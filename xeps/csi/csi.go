@@ -47,7 +47,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/xeps"
 )
@@ -125,7 +124,7 @@ func (m *Module) Register(h *xeps.Host) error {
 }
 
 // Inactive reports whether session s is inactive (for tests).
-func (m *Module) Inactive(s *session.Session) bool {
+func (m *Module) Inactive(s xeps.Session) bool {
 	st := m.c.get(s)
 	if st == nil {
 		return false
@@ -140,7 +139,7 @@ type csi struct {
 	log *slog.Logger
 	// states holds a state for each session that went inactive once or
 	// joined a room (its nick is tracked for mentions).
-	states sync.Map // *session.Session → *state
+	states sync.Map // xeps.Session → *state
 	// inactive counts the inactive sessions: with none, the filter is a
 	// load and a compare.
 	inactive atomic.Int64
@@ -172,14 +171,14 @@ const (
 	other          // kept
 )
 
-func (c *csi) get(s *session.Session) *state {
+func (c *csi) get(s xeps.Session) *state {
 	if v, ok := c.states.Load(s); ok {
 		return v.(*state)
 	}
 	return nil
 }
 
-func (c *csi) getOrMake(s *session.Session) *state {
+func (c *csi) getOrMake(s xeps.Session) *state {
 	v, _ := c.states.LoadOrStore(s, &state{})
 	return v.(*state)
 }
@@ -204,7 +203,7 @@ func (c *csi) bind2(_ context.Context, s xeps.Session, req *stanza.Element) *sta
 	return nil
 }
 
-func (c *csi) setInactive(s *session.Session, on bool) {
+func (c *csi) setInactive(s xeps.Session, on bool) {
 	st := c.getOrMake(s)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -221,7 +220,7 @@ func (c *csi) setInactive(s *session.Session, on bool) {
 }
 
 // flush delivers what st holds, in order (st.mu held).
-func (c *csi) flush(s *session.Session, st *state) {
+func (c *csi) flush(s xeps.Session, st *state) {
 	for i, h := range st.held {
 		// A session that stops taking stanzas is closing: what is left
 		// is dropped with its state (see the package comment).
@@ -263,7 +262,7 @@ func (c *csi) closed(_ context.Context, s xeps.Session) {
 }
 
 // filter is the ForSession hook.
-func (c *csi) filter(_ context.Context, s *session.Session, el *stanza.Element) xeps.Verdict {
+func (c *csi) filter(_ context.Context, s xeps.Session, el *stanza.Element) xeps.Verdict {
 	if el.Local == "presence" && el.Child(NSMUCUser, "x") != nil {
 		c.trackNick(s, el)
 	}
@@ -297,7 +296,7 @@ func (c *csi) filter(_ context.Context, s *session.Session, el *stanza.Element) 
 
 // trackNick records the user's nick in a room from the room's self-presence
 // (XEP-0045 §7.2.2: status 110), and forgets it when the user leaves.
-func (c *csi) trackNick(s *session.Session, el *stanza.Element) {
+func (c *csi) trackNick(s xeps.Session, el *stanza.Element) {
 	x := el.Child(NSMUCUser, "x")
 	self := false
 	for _, st := range x.Children() {

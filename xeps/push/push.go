@@ -52,7 +52,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
 	"github.com/xmppd/xmppd/xeps"
 )
@@ -370,8 +369,8 @@ func (p *pusher) undeliverable(ctx context.Context, el *stanza.Element, from, to
 
 // forSession is the ForSession hook: a message queued for a hibernated
 // session (detached, XEP-0198) wakes its client.
-func (p *pusher) forSession(ctx context.Context, s *session.Session, el *stanza.Element) xeps.Verdict {
-	if s.State() != session.Detached || !worthNotifying(el) {
+func (p *pusher) forSession(ctx context.Context, s xeps.Session, el *stanza.Element) xeps.Verdict {
+	if s.State() != xeps.SessionDetached || !worthNotifying(el) {
 		return xeps.Pass
 	}
 	from, _ := stanza.ParseJID(el.Get("from"))
