@@ -198,7 +198,10 @@ func TestInteropIM(t *testing.T) {
 	for i, p := range pairs {
 		t.Run(p.alice+"-and-"+p.bob, func(t *testing.T) {
 			timing(t)
-			s := startInteropServer(t)
+			// @xmpp/client enables stream management with resumption: killed,
+			// its session hibernates and contacts see it leave only when the
+			// resume timeout ends (XEP-0198), short here.
+			s := startInteropServerWith(t, "resume_timeout = \"3s\"\n")
 			imScenario(t, s, p.alice, p.bob, i == 1)
 		})
 	}

@@ -216,6 +216,13 @@ func xmppdCLI(t *testing.T, config, stdin string, args ...string) string {
 // SIGTERM and checks the server exits 0 after logging its shutdown.
 func startInteropServer(t *testing.T) *interopServer {
 	t.Helper()
+	return startInteropServerWith(t, "")
+}
+
+// startInteropServerWith is startInteropServer with more [c2s] settings
+// (TOML lines).
+func startInteropServerWith(t *testing.T, c2s string) *interopServer {
+	t.Helper()
 	checkPlatform(t)
 	dir := t.TempDir()
 	s := &interopServer{
@@ -241,11 +248,11 @@ format = "text"
 [c2s]
 listen = ["127.0.0.1:0"]
 direct_tls = ["127.0.0.2:0"]
-
+%s
 [s2s]
 listen = ["127.0.0.1:0"]
 direct_tls = []
-`, filepath.Join(dir, "data"))
+`, filepath.Join(dir, "data"), c2s)
 	if err := os.WriteFile(s.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
