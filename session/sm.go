@@ -205,13 +205,19 @@ func (m *SM) Claim() bool {
 		return false
 	}
 	m.busy = true
+	m.stopWaiting()
+	return true
+}
+
+// stopWaiting ends a hibernation under way, if any (with mu held): its
+// timer, once stopped or outdated by gen, expires nothing.
+func (m *SM) stopWaiting() {
 	m.gen++
 	if m.timer != nil {
 		m.timer.Stop()
 		m.timer = nil
 	}
 	m.expires = time.Time{}
-	return true
 }
 
 // Release ends the hold of Claim.
@@ -232,12 +238,7 @@ func (m *SM) End() bool {
 		return false
 	}
 	m.over = true
-	m.gen++
-	if m.timer != nil {
-		m.timer.Stop()
-		m.timer = nil
-	}
-	m.expires = time.Time{}
+	m.stopWaiting()
 	return true
 }
 

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -23,30 +21,10 @@ import (
 // one go; once bob has read 100 of them the server is killed; every message
 // bob read must be in his archive, each once.
 func TestArchiveSurvivesSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
 	if !hasModule("archive") {
 		t.Skip("no archive module")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "xmppd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	data := filepath.Join(dir, "data")
-	config := filepath.Join(dir, "xmppd.toml")
-	err := os.WriteFile(config, fmt.Appendf(nil, "domains = [\"localhost\"]\ndata_dir = %q\n[c2s]\nlisten = [\"127.0.0.1:0\"]\ndirect_tls = []\n[s2s]\nlisten = [\"127.0.0.1:0\"]\ndirect_tls = []\n", data), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []string{"alice", "bob"} {
-		cmd := exec.Command(bin, "--config", config, "user", "add", u+"@localhost", "--password-stdin")
-		cmd.Stdin = strings.NewReader(u + "pass\n")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("user add %s: %v\n%s", u, err, out)
-		}
-	}
+	bin, config, data := crashSetup(t)
 
 	srv := startCrashServer(t, bin, config)
 	bob := dialWire(t, srv.addr, false)

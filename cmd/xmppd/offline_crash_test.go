@@ -30,27 +30,7 @@ import (
 // started again on the same data folder, and bob gets the message when he
 // comes online.
 func TestOfflineMessageSurvivesSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "xmppd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	data := filepath.Join(dir, "data")
-	config := filepath.Join(dir, "xmppd.toml")
-	err := os.WriteFile(config, fmt.Appendf(nil, "domains = [\"localhost\"]\ndata_dir = %q\n[c2s]\nlisten = [\"127.0.0.1:0\"]\ndirect_tls = []\n[s2s]\nlisten = [\"127.0.0.1:0\"]\ndirect_tls = []\n", data), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []string{"alice", "bob"} {
-		cmd := exec.Command(bin, "--config", config, "user", "add", u+"@localhost", "--password-stdin")
-		cmd.Stdin = strings.NewReader(u + "pass\n")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("user add %s: %v\n%s", u, err, out)
-		}
-	}
+	bin, config, data := crashSetup(t)
 
 	srv := startCrashServer(t, bin, config)
 	alice := dialWire(t, srv.addr, false)
@@ -93,6 +73,35 @@ func TestOfflineMessageSurvivesSIGKILL(t *testing.T) {
 		}
 		break
 	}
+}
+
+// crashSetup builds the binary and writes a config (domain localhost,
+// loopback listeners) with a data folder holding alice and bob, made with
+// the CLI. It skips the test with -short.
+func crashSetup(t *testing.T) (bin, config, data string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	bin = filepath.Join(dir, "xmppd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	data = filepath.Join(dir, "data")
+	config = filepath.Join(dir, "xmppd.toml")
+	err := os.WriteFile(config, fmt.Appendf(nil, "domains = [\"localhost\"]\ndata_dir = %q\n[c2s]\nlisten = [\"127.0.0.1:0\"]\ndirect_tls = []\n[s2s]\nlisten = [\"127.0.0.1:0\"]\ndirect_tls = []\n", data), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		cmd := exec.Command(bin, "--config", config, "user", "add", u+"@localhost", "--password-stdin")
+		cmd.Stdin = strings.NewReader(u + "pass\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("user add %s: %v\n%s", u, err, out)
+		}
+	}
+	return bin, config, data
 }
 
 func hasModule(name string) bool {
