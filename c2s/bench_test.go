@@ -72,28 +72,10 @@ func BenchmarkMessageDecodeRouteEncode(b *testing.B) {
 				to = "bob@localhost"
 			}
 			msg := fmt.Sprintf(`<message to='%s' type='chat' id='8e4c6b2a-1'><body>Hello Bob, this is a message of ordinary length for a chat.</body><active xmlns='http://jabber.org/protocol/chatstates'/><request xmlns='urn:xmpp:receipts'/><origin-id xmlns='urn:xmpp:sid:0' id='8e4c6b2a-1'/></message>`, to)
-			const batch = 1000
-			in := []byte(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>` + strings.Repeat(msg, batch))
-			ctx := context.Background()
 			b.SetBytes(int64(len(msg)))
 			b.ReportAllocs()
 			b.ResetTimer()
-			for i := 0; i < b.N; {
-				dec := stanza.NewDecoder(bytes.NewReader(in), stanza.DefaultLimits)
-				if _, err := dec.ReadHeader(); err != nil {
-					b.Fatal(err)
-				}
-				for j := 0; j < batch && i < b.N; j, i = j+1, i+1 {
-					el, err := dec.Next()
-					if err != nil {
-						b.Fatal(err)
-					}
-					el.Set("from", "alice@localhost/laptop")
-					rt.RouteFromClient(ctx, el)
-				}
-				waitDrained(b, bob)
-			}
-			waitDrained(b, bob)
+			routeFromAlice(b, rt, bob, msg, nil)
 			b.StopTimer()
 			if conn.written.Load() < int64(b.N)*int64(len(msg)) {
 				b.Fatalf("bob's connection got %d bytes for %d messages", conn.written.Load(), b.N)
@@ -101,6 +83,34 @@ func BenchmarkMessageDecodeRouteEncode(b *testing.B) {
 			b.ReportMetric(float64(b.N)/float64(conn.writes.Load()), "msgs/write")
 		})
 	}
+}
+
+// routeFromAlice decodes b.N copies of msg from alice's stream, in streams
+// of 1000, stamps 'from' and routes each; after, if set, runs after the
+// i-th. It returns once bob's session has written everything.
+func routeFromAlice(b *testing.B, rt *router.Router, bob *Session, msg string, after func(i int)) {
+	const batch = 1000
+	in := []byte(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>` + strings.Repeat(msg, batch))
+	ctx := context.Background()
+	for i := 0; i < b.N; {
+		dec := stanza.NewDecoder(bytes.NewReader(in), stanza.DefaultLimits)
+		if _, err := dec.ReadHeader(); err != nil {
+			b.Fatal(err)
+		}
+		for j := 0; j < batch && i < b.N; j, i = j+1, i+1 {
+			el, err := dec.Next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			el.Set("from", "alice@localhost/laptop")
+			rt.RouteFromClient(ctx, el)
+			if after != nil {
+				after(i)
+			}
+		}
+		waitDrained(b, bob)
+	}
+	waitDrained(b, bob)
 }
 
 func waitDrained(b *testing.B, s *Session) {

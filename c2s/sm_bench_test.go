@@ -1,10 +1,7 @@
 package c2s
 
 import (
-	"bytes"
-	"context"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -30,42 +27,26 @@ func BenchmarkMessageSM(b *testing.B) {
 				m.StartCounting()
 			}
 			msg := `<message to='bob@localhost/phone' type='chat' id='8e4c6b2a-1'><body>Hello Bob, this is a message of ordinary length for a chat.</body><active xmlns='http://jabber.org/protocol/chatstates'/><request xmlns='urn:xmpp:receipts'/><origin-id xmlns='urn:xmpp:sid:0' id='8e4c6b2a-1'/></message>`
-			const batch = 1000
-			in := []byte(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>` + strings.Repeat(msg, batch))
-			ctx := context.Background()
 			var ackBuf []byte
 			b.ReportAllocs()
 			b.ResetTimer()
-			for i := 0; i < b.N; {
-				dec := stanza.NewDecoder(bytes.NewReader(in), stanza.DefaultLimits)
-				if _, err := dec.ReadHeader(); err != nil {
+			routeFromAlice(b, rt, bob, msg, func(i int) {
+				if !on || i%ackEvery != ackEvery-1 {
+					return
+				}
+				// The client's answer to an <r/>: what it has read.
+				out, _ := m.Counters()
+				ackBuf = append(ackBuf[:0], "<a xmlns='urn:xmpp:sm:3' h='"...)
+				ackBuf = strconv.AppendUint(ackBuf, uint64(out), 10)
+				ackBuf = append(ackBuf, "'/>"...)
+				a, err := stanza.ParseElement(ackBuf)
+				if err != nil {
 					b.Fatal(err)
 				}
-				for j := 0; j < batch && i < b.N; j, i = j+1, i+1 {
-					el, err := dec.Next()
-					if err != nil {
-						b.Fatal(err)
-					}
-					el.Set("from", "alice@localhost/laptop")
-					rt.RouteFromClient(ctx, el)
-					if on && i%ackEvery == ackEvery-1 {
-						// The client's answer to an <r/>: what it has read.
-						out, _ := m.Counters()
-						ackBuf = append(ackBuf[:0], "<a xmlns='urn:xmpp:sm:3' h='"...)
-						ackBuf = strconv.AppendUint(ackBuf, uint64(out), 10)
-						ackBuf = append(ackBuf, "'/>"...)
-						a, err := stanza.ParseElement(ackBuf)
-						if err != nil {
-							b.Fatal(err)
-						}
-						if err := bob.smElement(a); err != nil {
-							b.Fatal(err)
-						}
-					}
+				if err := bob.smElement(a); err != nil {
+					b.Fatal(err)
 				}
-				waitDrained(b, bob)
-			}
-			waitDrained(b, bob)
+			})
 			b.StopTimer()
 			if on {
 				b.ReportMetric(float64(m.Unacked()), "unacked-at-end")
