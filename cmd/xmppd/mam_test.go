@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -12,10 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xmppd/xmppd/router"
-	"github.com/xmppd/xmppd/session"
 	"github.com/xmppd/xmppd/stanza"
-	"github.com/xmppd/xmppd/storage"
 	"github.com/xmppd/xmppd/xeps"
 )
 
@@ -618,40 +612,14 @@ func TestMAMRetraction(t *testing.T) {
 // archive adds to a message's path, and nothing else.
 func newChatWorld(tb testing.TB, users int, archive bool) *presenceWorld {
 	tb.Helper()
-	cfg := DefaultConfig()
-	db, err := storage.Open(filepath.Join(tb.TempDir(), "x.db"), storage.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	reg := session.NewRegistry()
-	host := xeps.NewHost(xeps.Config{Domains: cfg.Domains, Logger: slog.New(slog.DiscardHandler), DB: db, Sessions: reg})
 	var mods []xeps.Module
-	for _, m := range modules(cfg) {
+	for _, m := range modules(DefaultConfig()) {
 		if m.Name() != "archive" || archive {
 			mods = append(mods, m)
 		}
 	}
-	if err := host.Register(mods...); err != nil {
-		tb.Fatal(err)
-	}
-	w := &presenceWorld{}
-	w.rt = router.New(host, reg, nil, nil)
-	host.SetSender(w.rt.Route)
-	host.SetDeliverer(w.rt.Deliver)
-	host.SetBacklogDeliverer(w.rt.DeliverBacklog)
-	ctx := context.Background()
-	creds, _ := storage.DeriveCredentials("p", 0)
-	for i := range users {
-		if err := db.CreateUser(ctx, "localhost", fmt.Sprintf("u%d", i), creds); err != nil {
-			tb.Fatal(err)
-		}
-		j, _ := stanza.ParseJID(fmt.Sprintf("u%d@localhost/r", i))
-		s := session.New(j.String(), 1024)
-		s.SetAddress(j)
-		reg.Bind(s)
-		s.Attach(countingTransport{&w.delivered})
-		w.sessions = append(w.sessions, s)
+	w := newWorld(tb, users, mods)
+	for i := range w.sessions {
 		w.send(i, "<presence/>")
 	}
 	return w

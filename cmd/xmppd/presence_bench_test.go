@@ -36,7 +36,9 @@ type presenceWorld struct {
 	delivered atomic.Int64
 }
 
-func newPresenceWorld(tb testing.TB, contacts int) *presenceWorld {
+// newWorld is the modules mods with their router and registry in process,
+// users u0..u(users-1) bound (not yet available), no sockets.
+func newWorld(tb testing.TB, users int, mods []xeps.Module) *presenceWorld {
 	tb.Helper()
 	cfg := DefaultConfig()
 	db, err := storage.Open(filepath.Join(tb.TempDir(), "x.db"), storage.Options{})
@@ -46,7 +48,7 @@ func newPresenceWorld(tb testing.TB, contacts int) *presenceWorld {
 	tb.Cleanup(func() { db.Close() })
 	reg := session.NewRegistry()
 	host := xeps.NewHost(xeps.Config{Domains: cfg.Domains, Logger: slog.New(slog.DiscardHandler), DB: db, Sessions: reg})
-	if err := host.Register(modules(cfg)...); err != nil {
+	if err := host.Register(mods...); err != nil {
 		tb.Fatal(err)
 	}
 	w := &presenceWorld{}
@@ -55,8 +57,8 @@ func newPresenceWorld(tb testing.TB, contacts int) *presenceWorld {
 	host.SetDeliverer(w.rt.Deliver)
 	host.SetBacklogDeliverer(w.rt.DeliverBacklog)
 	ctx := context.Background()
-	for i := 0; i <= contacts; i++ {
-		creds, _ := storage.DeriveCredentials("p", 0)
+	creds, _ := storage.DeriveCredentials("p", 0)
+	for i := range users {
 		if err := db.CreateUser(ctx, "localhost", fmt.Sprintf("u%d", i), creds); err != nil {
 			tb.Fatal(err)
 		}
@@ -67,6 +69,12 @@ func newPresenceWorld(tb testing.TB, contacts int) *presenceWorld {
 		s.Attach(countingTransport{&w.delivered})
 		w.sessions = append(w.sessions, s)
 	}
+	return w
+}
+
+func newPresenceWorld(tb testing.TB, contacts int) *presenceWorld {
+	tb.Helper()
+	w := newWorld(tb, contacts+1, modules(DefaultConfig()))
 	for i := 1; i <= contacts; i++ {
 		u := fmt.Sprintf("u%d@localhost", i)
 		w.send(0, "<presence type='subscribe' to='"+u+"'/>")
